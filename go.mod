@@ -1,0 +1,3 @@
+module github.com/debseal/debseal
+
+go 1.26.0
