@@ -1,0 +1,419 @@
+// Package dpkgdb reads dpkg's database (the admindir, /var/lib/dpkg by
+// default): the status file with the updates/ journal applied, each
+// package's file list, md5sums and maintainer scripts under info/, the
+// diversions, statoverride and trigger-interest files.
+//
+// It only reads. Parsers take an io.Reader so tests and fuzzers feed bytes;
+// DB opens the real files under a configurable admindir. Paths it returns
+// are the package paths dpkg lists (absolute, undiverted); mapping them to
+// the files on disk (diversions, a --root prefix) is the caller's job, with
+// Diversions.Resolve for the first.
+package dpkgdb
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/debseal/debseal/pkg/debfmt"
+)
+
+// DB is an opened admindir.
+type DB struct {
+	Admindir string
+	Packages []*Package // sorted by name, then architecture
+
+	byName     map[string][]*Package
+	infoFormat int
+
+	divOnce sync.Once
+	div     *Diversions
+	divErr  error
+}
+
+// Open reads the status database under admindir, applying pending entries
+// of the updates/ journal the way dpkg does when it next opens the
+// database.
+func Open(admindir string) (*DB, error) {
+	db := &DB{Admindir: admindir, byName: map[string][]*Package{}}
+	statusPath := filepath.Join(admindir, "status")
+	f, err := os.Open(statusPath)
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %w", err)
+	}
+	pkgs, err := ParseStatus(bufio.NewReaderSize(f, 256<<10), statusPath)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	updates, err := db.readUpdates()
+	if err != nil {
+		return nil, err
+	}
+	db.setPackages(append(pkgs, updates...))
+	db.infoFormat = readInfoFormat(admindir)
+	return db, nil
+}
+
+// readUpdates returns the stanzas of the updates/ journal in the order dpkg
+// applies them (the numbered files, sorted). Each replaces the whole record
+// of its package.
+func (db *DB) readUpdates() ([]*Package, error) {
+	dir := filepath.Join(db.Admindir, "updates")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if isJournalName(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	var out []*Package
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("dpkgdb: %w", err)
+		}
+		pkgs, err := ParseStatus(f, p)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pkgs...)
+	}
+	return out, nil
+}
+
+// isJournalName matches dpkg's journal entries: all digits (dpkg writes
+// "0000"…; "tmp.i" is its in-progress file).
+func isJournalName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func readInfoFormat(admindir string) int {
+	b, err := os.ReadFile(filepath.Join(admindir, "info", "format"))
+	if err != nil {
+		return 0
+	}
+	if strings.TrimSpace(string(b)) == "1" {
+		return 1
+	}
+	return 0
+}
+
+// setPackages indexes pkgs; a later stanza for the same name and
+// architecture replaces an earlier one (journal semantics).
+func (db *DB) setPackages(pkgs []*Package) {
+	type key struct{ name, arch string }
+	idx := map[key]int{}
+	var list []*Package
+	for _, p := range pkgs {
+		k := key{p.Name, p.Arch}
+		if i, ok := idx[k]; ok {
+			list[i] = p
+			continue
+		}
+		// A record without architecture (a bare selection) and one with
+		// the same name describe the same package.
+		if p.Arch != "" {
+			if i, ok := idx[key{p.Name, ""}]; ok && list[i] != nil {
+				list[i] = nil
+				delete(idx, key{p.Name, ""})
+			}
+		}
+		idx[k] = len(list)
+		list = append(list, p)
+	}
+	db.Packages = db.Packages[:0]
+	for _, p := range list {
+		if p != nil {
+			db.Packages = append(db.Packages, p)
+		}
+	}
+	sort.Slice(db.Packages, func(i, j int) bool {
+		a, b := db.Packages[i], db.Packages[j]
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Arch < b.Arch
+	})
+	db.byName = map[string][]*Package{}
+	for _, p := range db.Packages {
+		db.byName[p.Name] = append(db.byName[p.Name], p)
+	}
+	for _, ps := range db.byName {
+		n := 0
+		for _, p := range ps {
+			if p.State != StateNotInstalled {
+				n++
+			}
+		}
+		for _, p := range ps {
+			p.sameInstance = n > 1
+		}
+	}
+}
+
+// Lookup finds packages by "name" (every architecture) or "name:arch".
+func (db *DB) Lookup(spec string) []*Package {
+	name, arch, hasArch := strings.Cut(spec, ":")
+	ps := db.byName[name]
+	if !hasArch || arch == "any" {
+		return ps
+	}
+	var out []*Package
+	for _, p := range ps {
+		if p.Arch == arch {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// InfoPath is the path of one of the package's info files ("list",
+// "md5sums", "postinst", …): info/<name>:<arch>.<kind> for Multi-Arch: same
+// packages in the current database format, info/<name>.<kind> otherwise.
+func (db *DB) InfoPath(p *Package, kind string) string {
+	base := p.Name
+	if db.infoFormat >= 1 && p.MultiArch == "same" && p.Arch != "" {
+		base += ":" + p.Arch
+	}
+	return filepath.Join(db.Admindir, "info", base+"."+kind)
+}
+
+// Files returns the package's file list (info/<pkg>.list): every path it
+// owns, directories included, undiverted, in dpkg's order. A package
+// without a list (not installed) has no files.
+func (db *DB) Files(p *Package) ([]string, error) {
+	if !p.HasFiles() {
+		return nil, nil
+	}
+	path := db.InfoPath(p, "list")
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) && p.State == StateConfigFiles {
+		return nil, nil // dpkg removes the list of packages left with conffiles only… sometimes
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
+	}
+	defer f.Close()
+	return ParseList(f, path)
+}
+
+// Listing returns, for each of paths, the installed packages whose list
+// names it (undiverted, as lists are), like "dpkg -S" for exact paths. It
+// reads every list once, without keeping or validating it: the cost of a
+// lookup is one pass over the bytes, a tenth of parsing them (a hook asks
+// this for the few locked files a maintainer script names). A list that
+// cannot be read is skipped, as ownership is only looked for, not trusted.
+func (db *DB) Listing(paths []string) map[string][]*Package {
+	want := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		want[p] = true
+	}
+	out := map[string][]*Package{}
+	if len(want) == 0 {
+		return out
+	}
+	// Lists are read by a few goroutines (opening 1,000 small files is
+	// most of the cost); found owners are put back in database order.
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	found := make([][]string, len(db.Packages))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			var buf []byte
+			for i := w; i < len(db.Packages); i += workers {
+				found[i], buf = db.listing(db.Packages[i], want, buf)
+			}
+		}(w)
+	}
+	wg.Wait()
+	for i, names := range found {
+		for _, name := range names {
+			out[name] = append(out[name], db.Packages[i])
+		}
+	}
+	return out
+}
+
+// listing returns the paths of want that p's list names.
+func (db *DB) listing(p *Package, want map[string]bool, buf []byte) ([]string, []byte) {
+	if !p.HasFiles() {
+		return nil, buf
+	}
+	f, err := os.Open(db.InfoPath(p, "list"))
+	if err != nil {
+		return nil, buf
+	}
+	buf, err = readAll(f, buf[:0])
+	f.Close()
+	if err != nil {
+		return nil, buf
+	}
+	var out []string
+	for rest := buf; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		switch {
+		case want[string(line)]: // no allocation for a lookup
+			out = append(out, string(line))
+		case bytes.Contains(line, []byte("/.")) || bytes.Contains(line, []byte("//")) || bytes.HasSuffix(line, []byte("/")):
+			// Not written by dpkg, but what Files would clean.
+			if c, err := debfmt.CleanPath(string(line)); err == nil && want[c] {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, buf
+}
+
+// readAll reads f into buf, reusing its storage.
+func readAll(f *os.File, buf []byte) ([]byte, error) {
+	if st, err := f.Stat(); err == nil && int64(cap(buf)) < st.Size()+1 {
+		buf = make([]byte, 0, st.Size()+512)
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// ParseList reads a .list file: one absolute path per line. A relative
+// path, a ".." component, or an empty line is an error naming the line: a
+// list like that was not written by dpkg and must not steer what gets
+// locked.
+func ParseList(r io.Reader, name string) ([]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1<<20) // grows from 4 KB as needed: most files are small
+	var out []string
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if line == "" {
+			return nil, &CorruptError{File: name, Line: n, Err: errors.New("empty file name")}
+		}
+		if line[0] != '/' {
+			return nil, &CorruptError{File: name, Line: n, Err: fmt.Errorf("path %q is not absolute", line)}
+		}
+		p, err := debfmt.CleanPath(line)
+		if err != nil {
+			return nil, &CorruptError{File: name, Line: n, Err: err}
+		}
+		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// MD5Sums returns the package's md5sums (info/<pkg>.md5sums), keyed by the
+// undiverted path. A package without the file yields an empty map. Bad lines
+// are returned, not fatal: an audit reports them and goes on.
+func (db *DB) MD5Sums(p *Package) (sums map[string][16]byte, bad []error, err error) {
+	path := db.InfoPath(p, "md5sums")
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string][16]byte{}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
+	}
+	defer f.Close()
+	list, bad, err := debfmt.ParseMD5Sums(f, path)
+	if err != nil {
+		return nil, bad, err
+	}
+	sums = make(map[string][16]byte, len(list))
+	for _, s := range list {
+		sums[s.Path] = s.MD5
+	}
+	return sums, bad, nil
+}
+
+// ReadInfo returns the contents of an info file (a maintainer script, the
+// triggers file…), or nil if the package has none.
+func (db *DB) ReadInfo(p *Package, kind string) ([]byte, error) {
+	b, err := os.ReadFile(db.InfoPath(p, kind))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
+	}
+	return b, nil
+}
+
+// Diversions returns the diversions database, read once.
+func (db *DB) Diversions() (*Diversions, error) {
+	db.divOnce.Do(func() {
+		path := filepath.Join(db.Admindir, "diversions")
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			db.div = &Diversions{}
+			return
+		}
+		if err != nil {
+			db.divErr = fmt.Errorf("dpkgdb: %w", err)
+			return
+		}
+		defer f.Close()
+		db.div, db.divErr = ParseDiversions(f, path)
+	})
+	return db.div, db.divErr
+}
+
+// StatOverrides reads the statoverride database.
+func (db *DB) StatOverrides() (map[string]StatOverride, error) {
+	path := filepath.Join(db.Admindir, "statoverride")
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]StatOverride{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %w", err)
+	}
+	defer f.Close()
+	return ParseStatOverrides(f, path)
+}
