@@ -1,0 +1,57 @@
+//go:build !linux
+
+package fsattr
+
+import "os"
+
+// debseal is Linux-only; this stub keeps vet and editors working elsewhere.
+
+// Root is unavailable on this system.
+type Root struct{ Path string }
+
+// Dir is unavailable on this system.
+type Dir struct{ Path string }
+
+// OpenRoot always fails with ErrNotSupported.
+func OpenRoot(path string) (*Root, error) { return nil, ErrNotSupported }
+
+// OpenDir always fails with ErrNotSupported.
+func (r *Root) OpenDir(rel string) (*Dir, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (r *Root) Close() error { return nil }
+
+// Lstat always fails with ErrNotSupported.
+func (d *Dir) Lstat(name string) (Info, error) { return Info{}, ErrNotSupported }
+
+// Set always fails with ErrNotSupported.
+func (d *Dir) Set(name string, want Ident, flag uint32, on bool) (Result, error) {
+	return Result{}, ErrNotSupported
+}
+
+// Flags always fails with ErrNotSupported.
+func (d *Dir) Flags(name string, want Ident) (uint32, error) { return 0, ErrNotSupported }
+
+// Close does nothing.
+func (d *Dir) Close() error { return nil }
+
+// Open always fails with ErrNotSupported.
+func (d *Dir) Open(name string, want Ident) (*os.File, error) { return nil, ErrNotSupported }
+
+// Readlink always fails with ErrNotSupported.
+func (d *Dir) Readlink(name string) (string, error) { return "", ErrNotSupported }
+
+// RawFile is unavailable on this system.
+type RawFile struct{ Info Info }
+
+// OpenRaw always fails with ErrNotSupported.
+func (d *Dir) OpenRaw(name string, want Ident) (*RawFile, error) { return nil, ErrNotSupported }
+
+// Read always fails with ErrNotSupported.
+func (f *RawFile) Read(p []byte) (int, error) { return 0, ErrNotSupported }
+
+// Name is empty.
+func (f *RawFile) Name() string { return "" }
+
+// Close does nothing.
+func (f *RawFile) Close() error { return nil }

@@ -1,0 +1,247 @@
+//go:build linux
+
+package fsattr
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/debseal/debseal/pkg/testutil"
+	"golang.org/x/sys/unix"
+)
+
+func openDir(t *testing.T, root, dir string) (*Root, *Dir) {
+	t.Helper()
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	d, err := r.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return r, d
+}
+
+func TestSetClearImmutable(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.TempRoot(t)
+	path := filepath.Join(root, "f")
+	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, d := openDir(t, root, "/")
+	info, err := d.Lstat("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set, known := info.Immutable(); set || !known {
+		t.Fatalf("Lstat().Immutable() = %v, %v; want false, true on ext4", set, known)
+	}
+
+	res, err := d.Set("f", info.Ident, Immutable, true)
+	if err != nil {
+		t.Fatalf("Set(on) error = %v", err)
+	}
+	if !res.Changed || res.Flags&Immutable == 0 {
+		t.Errorf("Set(on) = %+v, want Changed with the flag", res)
+	}
+	if !testutil.IsImmutable(t, path) {
+		t.Fatal("independent reader: flag not set")
+	}
+	for _, op := range []struct {
+		name string
+		do   func() error
+	}{
+		{"write", func() error { return os.WriteFile(path, []byte("y"), 0o644) }},
+		{"append", func() error {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}},
+		{"unlink", func() error { return os.Remove(path) }},
+		{"rename", func() error { return os.Rename(path, path+".new") }},
+		{"chmod", func() error { return os.Chmod(path, 0o600) }},
+		{"link", func() error { return os.Link(path, path+".tmp") }},
+	} {
+		if err := op.do(); !errors.Is(err, syscall.EPERM) {
+			t.Errorf("%s on immutable file: error = %v, want EPERM", op.name, err)
+		}
+	}
+	// A second set changes nothing and moves no ctime.
+	info2, _ := d.Lstat("f")
+	if set, _ := info2.Immutable(); !set {
+		t.Error("statx does not report the immutable attribute")
+	}
+	time.Sleep(10 * time.Millisecond)
+	res, err = d.Set("f", info.Ident, Immutable, true)
+	if err != nil || res.Changed {
+		t.Errorf("second Set(on) = %+v, %v; want unchanged", res, err)
+	}
+	if info3, _ := d.Lstat("f"); info3.Ctime != info2.Ctime {
+		t.Error("no-op Set moved ctime: an ioctl changed something")
+	}
+
+	res, err = d.Set("f", info.Ident, Immutable, false)
+	if err != nil || !res.Changed {
+		t.Fatalf("Set(off) = %+v, %v", res, err)
+	}
+	if testutil.IsImmutable(t, path) {
+		t.Fatal("independent reader: flag still set")
+	}
+	if err := os.WriteFile(path, []byte("y"), 0o644); err != nil {
+		t.Errorf("write after clearing: %v", err)
+	}
+}
+
+func TestSetRefusesNonRegular(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.TempRoot(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "target"), []byte("x"), 0o644))
+	must(os.Symlink("target", filepath.Join(root, "link")))
+	must(unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	must(unix.Mknod(filepath.Join(root, "null"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))))
+	l, err := net.Listen("unix", filepath.Join(root, "sock"))
+	must(err)
+	defer l.Close()
+
+	_, d := openDir(t, root, "/")
+	for _, name := range []string{"link", "fifo", "null", "sock"} {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := d.Set(name, Ident{}, Immutable, true)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrNotRegular) {
+					t.Errorf("Set(%s) error = %v, want ErrNotRegular", name, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("Set(%s) blocked", name)
+			}
+		})
+	}
+	if testutil.IsImmutable(t, filepath.Join(root, "target")) {
+		t.Error("symlink was followed: its target became immutable")
+	}
+}
+
+func TestSetChecksPlannedInode(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.TempRoot(t)
+	p := filepath.Join(root, "f")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, d := openDir(t, root, "/")
+	planned, err := d.Lstat("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file is replaced (as dpkg does) between plan and apply.
+	if err := os.WriteFile(p+".new", []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Set("f", planned.Ident, Immutable, true); !errors.Is(err, ErrChanged) {
+		t.Errorf("Set() on replaced file: error = %v, want ErrChanged", err)
+	}
+	if testutil.IsImmutable(t, p) {
+		t.Error("the replacement inode was locked")
+	}
+}
+
+func TestRootConfinesSymlinks(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.TempRoot(t)
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/lib/os-release"), []byte("sandbox"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Absolute symlinks, as merged-/usr systems have them: they must
+	// resolve inside the root, never to the host's /usr/lib.
+	if err := os.Symlink("/usr/lib", filepath.Join(root, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../../../../usr/lib", filepath.Join(root, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	var want unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, "usr/lib/os-release"), &want); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, dir := range []string{"/lib", "/escape", "/usr/lib"} {
+		d, err := r.OpenDir(dir)
+		if err != nil {
+			t.Fatalf("OpenDir(%s): %v", dir, err)
+		}
+		info, err := d.Lstat("os-release")
+		d.Close()
+		if err != nil {
+			t.Fatalf("Lstat(%s/os-release): %v", dir, err)
+		}
+		if info.Ino != want.Ino || info.Dev != want.Dev {
+			t.Errorf("%s/os-release resolved outside the root (ino %d, want %d)", dir, info.Ino, want.Ino)
+		}
+	}
+}
+
+func TestUnsupportedNamesFilesystem(t *testing.T) {
+	testutil.RequireRoot(t)
+	// /proc files have no inode flags: the error must say so and name the
+	// filesystem.
+	r, err := OpenRoot("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := r.OpenDir("/proc/self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	_, err = d.Flags("status", Ident{})
+	var ue *UnsupportedError
+	if !errors.As(err, &ue) || !errors.Is(err, ErrNotSupported) || ue.FS != "proc" {
+		t.Errorf("Flags(/proc/self/status) error = %v, want UnsupportedError on proc", err)
+	}
+}
+
+func TestInvalidNames(t *testing.T) {
+	root := t.TempDir()
+	_, d := openDir(t, root, "/")
+	for _, name := range []string{"", ".", "..", "a/b"} {
+		if _, err := d.Lstat(name); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("Lstat(%q) error = %v, want EINVAL", name, err)
+		}
+		if _, err := d.Set(name, Ident{}, Immutable, true); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("Set(%q) error = %v, want EINVAL", name, err)
+		}
+	}
+}
