@@ -1,0 +1,137 @@
+package seal
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/debseal/debseal/pkg/fsattr"
+)
+
+// Progress receives counts while a long operation runs; the CLI renders it
+// on a terminal. Implementations must be safe for concurrent use.
+type Progress interface {
+	Start(phase string, total int)
+	Add(n int)
+	Done()
+}
+
+type noProgress struct{}
+
+func (noProgress) Start(string, int) {}
+func (noProgress) Add(int)           {}
+func (noProgress) Done()             {}
+
+// NoProgress discards progress.
+var NoProgress Progress = noProgress{}
+
+// Outcome is what happened to one target.
+type Outcome struct {
+	Target  *Target
+	Changed bool          // an ioctl changed the flag
+	Result  fsattr.Result // the state after, when the file was opened
+	Err     error         // nil, or why it was not changed (see Unsupported)
+}
+
+// Unsupported reports an outcome on a filesystem without flag support.
+func (o Outcome) Unsupported() bool { return errors.Is(o.Err, fsattr.ErrNotSupported) }
+
+// Summary counts the outcomes of an Apply.
+type Summary struct {
+	Changed     int                  // flags changed
+	Already     int                  // already as wanted: nothing done
+	Unsupported map[string][]*Target // by filesystem name
+	Errors      []error              // one per target that failed
+	Outcomes    []Outcome            // every target, in plan order
+
+	mu          sync.Mutex
+	perDevUnsup map[uint64]error // devices found to lack flag support
+}
+
+// Apply turns the immutable flag on (lock) or off (unlock) on every target,
+// in parallel. A target whose statx attributes already show the wanted
+// state is not even opened. On a filesystem that turns out to lack flag
+// support, the remaining targets on the same device are reported
+// unsupported without another ioctl.
+func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int, prog Progress) *Summary {
+	if prog == nil {
+		prog = NoProgress
+	}
+	if workers <= 0 {
+		workers = (&Planner{}).workers()
+	}
+	s := &Summary{Unsupported: map[string][]*Target{}, perDevUnsup: map[uint64]error{}}
+	s.Outcomes = make([]Outcome, len(targets))
+	groups := map[string][]int{}
+	var dirs []string
+	for i, t := range targets {
+		s.Outcomes[i].Target = t
+		if set, known := t.Info.Immutable(); known && set == on {
+			s.Already++
+			continue
+		}
+		if _, ok := groups[t.Dir]; !ok {
+			dirs = append(dirs, t.Dir)
+		}
+		groups[t.Dir] = append(groups[t.Dir], i)
+	}
+	prog.Start(map[bool]string{true: "locking", false: "unlocking"}[on], len(targets))
+	prog.Add(s.Already)
+	forEachDir(ctx, fsys, dirs, workers, func(dir string, d Dir, derr error) {
+		for _, i := range groups[dir] {
+			o := &s.Outcomes[i]
+			t := o.Target
+			if derr != nil {
+				o.Err = derr
+				continue
+			}
+			s.mu.Lock()
+			uerr := s.perDevUnsup[t.Info.Dev]
+			s.mu.Unlock()
+			if uerr != nil {
+				o.Err = uerr
+				continue
+			}
+			o.Result, o.Err = d.Set(t.Name, t.Info.Ident, fsattr.Immutable, on)
+			o.Changed = o.Err == nil && o.Result.Changed
+			if o.Unsupported() {
+				s.mu.Lock()
+				s.perDevUnsup[t.Info.Dev] = o.Err
+				s.mu.Unlock()
+			}
+		}
+		prog.Add(len(groups[dir]))
+	})
+	prog.Done()
+	for i := range s.Outcomes {
+		o := &s.Outcomes[i]
+		switch {
+		case o.Err != nil && o.Unsupported():
+			var ue *fsattr.UnsupportedError
+			name := "unknown"
+			if errors.As(o.Err, &ue) {
+				name = ue.FS
+			}
+			s.Unsupported[name] = append(s.Unsupported[name], o.Target)
+		case o.Err != nil:
+			s.Errors = append(s.Errors, o.Err)
+		case o.Changed:
+			s.Changed++
+		case o.Result.Info.Ino != 0:
+			s.Already++
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		s.Errors = append(s.Errors, err)
+	}
+	return s
+}
+
+// UnsupportedCount is the number of targets on filesystems without flags.
+func (s *Summary) UnsupportedCount() int {
+	n := 0
+	for _, ts := range s.Unsupported {
+		n += len(ts)
+	}
+	return n
+}

@@ -1,0 +1,204 @@
+package seal
+
+import (
+	"bytes"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/debseal/debseal/pkg/fsattr"
+)
+
+// fakeFS is an in-memory filesystem for planning tests: paths map to
+// nodes (two paths to one node is a hard link), directory symlinks are
+// prefix rewrites (merged /usr), and every changing ioctl is counted.
+type fakeFS struct {
+	mu          sync.Mutex
+	nodes       map[string]*fakeNode
+	dirLinks    map[string]string // "/lib" -> "/usr/lib"
+	unsupported map[uint64]bool   // devices without flag support
+	sets        int               // ioctls that changed a flag
+	gets        int               // files opened for Set/Flags
+	nextIno     uint64
+}
+
+type fakeNode struct {
+	info    fsattr.Info
+	flags   uint32
+	content []byte
+}
+
+func newFakeFS() *fakeFS {
+	return &fakeFS{nodes: map[string]*fakeNode{}, dirLinks: map[string]string{}, unsupported: map[uint64]bool{}, nextIno: 100}
+}
+
+func (f *fakeFS) add(p string, mode uint32, dev uint64, content string) *fakeNode {
+	f.nextIno++
+	n := &fakeNode{info: fsattr.Info{Ident: fsattr.Ident{Dev: dev, Ino: f.nextIno}, Mode: mode, Nlink: 1, AttrsKnown: 0x30}, content: []byte(content)}
+	f.nodes[p] = n
+	return n
+}
+
+func (f *fakeFS) file(p, content string) *fakeNode { return f.add(p, 0o100644, 1, content) }
+func (f *fakeFS) link(p, existing string)          { f.nodes[p] = f.nodes[existing] }
+
+func (f *fakeFS) resolve(dir string) string {
+	for from, to := range f.dirLinks {
+		if dir == from || strings.HasPrefix(dir, from+"/") {
+			return to + strings.TrimPrefix(dir, from)
+		}
+	}
+	return dir
+}
+
+func (f *fakeFS) OpenDir(dir string) (Dir, error) {
+	real := f.resolve(dir)
+	for p := range f.nodes {
+		if real == "/" || strings.HasPrefix(p, real+"/") {
+			return &fakeDir{fs: f, dir: real}, nil
+		}
+	}
+	return nil, &fs.PathError{Op: "open", Path: dir, Err: syscall.ENOENT}
+}
+
+type fakeDir struct {
+	fs  *fakeFS
+	dir string
+}
+
+func (d *fakeDir) node(name string) (*fakeNode, error) {
+	n := d.fs.nodes[path.Join(d.dir, name)]
+	if n == nil {
+		return nil, &fs.PathError{Op: "statx", Path: path.Join(d.dir, name), Err: syscall.ENOENT}
+	}
+	return n, nil
+}
+
+func (d *fakeDir) Lstat(name string) (fsattr.Info, error) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	n, err := d.node(name)
+	if err != nil {
+		return fsattr.Info{}, err
+	}
+	info := n.info
+	info.Attrs = uint64(n.flags & 0x30)
+	if d.fs.unsupported[info.Dev] {
+		info.AttrsKnown = 0
+	}
+	return info, nil
+}
+
+func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsattr.Result, error) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	n, err := d.node(name)
+	if err != nil {
+		return fsattr.Result{}, err
+	}
+	d.fs.gets++
+	if !n.info.IsRegular() && !n.info.IsDir() {
+		return fsattr.Result{}, fsattr.ErrNotRegular
+	}
+	if !want.IsZero() && want != n.info.Ident {
+		return fsattr.Result{}, fsattr.ErrChanged
+	}
+	if d.fs.unsupported[n.info.Dev] {
+		return fsattr.Result{}, &fsattr.UnsupportedError{Path: name, FS: "vfat", Err: syscall.ENOTTY}
+	}
+	nv := n.flags &^ flag
+	if on {
+		nv |= flag
+	}
+	changed := nv != n.flags
+	if changed {
+		d.fs.sets++
+		n.flags = nv
+	}
+	return fsattr.Result{Changed: changed, Flags: nv, Info: n.info}, nil
+}
+
+func (d *fakeDir) Flags(name string, want fsattr.Ident) (uint32, error) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	n, err := d.node(name)
+	if err != nil {
+		return 0, err
+	}
+	return n.flags, nil
+}
+
+func (d *fakeDir) Open(name string, want fsattr.Ident) (io.ReadCloser, error) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	n, err := d.node(name)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(n.content)), nil
+}
+
+func (d *fakeDir) Close() error { return nil }
+
+// admindir writes a minimal dpkg database: status stanzas and lists.
+type fakePkg struct {
+	name, arch, ma, state string
+	conffiles             []string // "path md5"
+	files                 []string
+	md5sums               string
+}
+
+func writeAdmindir(dir string, pkgs []fakePkg, diversions string) error {
+	var st strings.Builder
+	if err := os.MkdirAll(path.Join(dir, "info"), 0o755); err != nil {
+		return err
+	}
+	for _, p := range pkgs {
+		arch := p.arch
+		if arch == "" {
+			arch = "amd64"
+		}
+		state := p.state
+		if state == "" {
+			state = "installed"
+		}
+		st.WriteString("Package: " + p.name + "\nStatus: install ok " + state + "\nArchitecture: " + arch + "\nVersion: 1\n")
+		if p.ma != "" {
+			st.WriteString("Multi-Arch: " + p.ma + "\n")
+		}
+		if len(p.conffiles) > 0 {
+			st.WriteString("Conffiles:\n")
+			for _, c := range p.conffiles {
+				st.WriteString(" " + c + "\n")
+			}
+		}
+		st.WriteString("\n")
+		base := p.name
+		if p.ma == "same" {
+			base += ":" + arch
+		}
+		if p.files != nil {
+			if err := os.WriteFile(path.Join(dir, "info", base+".list"), []byte(strings.Join(append([]string{"/."}, p.files...), "\n")+"\n"), 0o644); err != nil {
+				return err
+			}
+		}
+		if p.md5sums != "" {
+			if err := os.WriteFile(path.Join(dir, "info", base+".md5sums"), []byte(p.md5sums), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.WriteFile(path.Join(dir, "info", "format"), []byte("1\n"), 0o644); err != nil {
+		return err
+	}
+	if diversions != "" {
+		if err := os.WriteFile(path.Join(dir, "diversions"), []byte(diversions), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(path.Join(dir, "status"), []byte(st.String()), 0o644)
+}

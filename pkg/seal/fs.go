@@ -1,0 +1,65 @@
+// Package seal is debseal's engine: it plans which inodes to lock or
+// unlock for a set of installed packages and applies the plan in parallel.
+//
+// The plan resolves what dpkg's lists say into what is on disk: diversions
+// (a listed path maps to the diverted real file), merged-/usr aliases and
+// hard links (several paths, one inode, one flag), paths listed by several
+// packages. It never locks a conffile or any inode a conffile shares, and it
+// follows pkg/policy for the rest.
+//
+// The filesystem is injected (FS), so the planning logic is unit tested
+// without root; RootFS is the real one, on pkg/fsattr. seal does not print
+// or exit: it returns counts and errors, and reports progress through an
+// interface the CLI renders.
+package seal
+
+import (
+	"io"
+
+	"github.com/debseal/debseal/pkg/fsattr"
+)
+
+// FS is the filesystem the engine works on.
+type FS interface {
+	// OpenDir opens a directory (absolute path within the root).
+	OpenDir(dir string) (Dir, error)
+}
+
+// Dir is an open directory; names are single components.
+type Dir interface {
+	Lstat(name string) (fsattr.Info, error)
+	Set(name string, want fsattr.Ident, flag uint32, on bool) (fsattr.Result, error)
+	Flags(name string, want fsattr.Ident) (uint32, error)
+	Open(name string, want fsattr.Ident) (io.ReadCloser, error)
+	Close() error
+}
+
+// RootFS is the real filesystem under a root directory.
+type RootFS struct{ Root *fsattr.Root }
+
+// OpenRootFS opens the root directory.
+func OpenRootFS(path string) (*RootFS, error) {
+	r, err := fsattr.OpenRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	return &RootFS{Root: r}, nil
+}
+
+// OpenDir implements FS.
+func (r *RootFS) OpenDir(dir string) (Dir, error) {
+	d, err := r.Root.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return rootDir{d}, nil
+}
+
+// Close releases the root.
+func (r *RootFS) Close() error { return r.Root.Close() }
+
+type rootDir struct{ *fsattr.Dir }
+
+func (d rootDir) Open(name string, want fsattr.Ident) (io.ReadCloser, error) {
+	return d.Dir.Open(name, want)
+}

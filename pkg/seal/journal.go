@@ -1,0 +1,160 @@
+package seal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Process is the process a transaction belongs to: while it runs, the
+// transaction is in progress; once it is gone, whatever it left unlocked
+// is recovered.
+type Process struct {
+	Pid       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"` // /proc/<pid>/stat field 22: tells a recycled pid apart
+	Comm      string `json:"comm,omitempty"`
+	Via       string `json:"via"` // dpkg-hook, apt-hook, wrapper, command
+}
+
+func (o Process) key() string { return fmt.Sprintf("%s-%d-%d", o.Via, o.Pid, o.StartTime) }
+
+// Listed is a non-directory path a package listed before the run.
+type Listed struct {
+	Pkg  string `json:"pkg"`
+	Path string `json:"path"`
+	Real string `json:"real,omitempty"` // when diverted
+}
+
+// Entry is an inode debseal unlocked, as it was before.
+type Entry struct {
+	Path  string   `json:"path"` // real path
+	Dev   uint64   `json:"dev"`
+	Ino   uint64   `json:"ino"`
+	Size  int64    `json:"size"`
+	Mtime int64    `json:"mtime"`
+	Pkgs  []string `json:"pkgs,omitempty"` // the packages that listed it (relocked after the run wherever the file went)
+}
+
+// Journal is the durable record of one transaction: written before any
+// file is unlocked, removed after the relock. A journal whose owner is gone
+// is stale and gets recovered by the next debseal run.
+type Journal struct {
+	Version     int       `json:"version"`
+	Owner       Process   `json:"owner"`
+	Created     time.Time `json:"created"`
+	Request     Request   `json:"request"`
+	All         bool      `json:"all,omitempty"`    // everything sealed was unlocked
+	Reason      string    `json:"reason,omitempty"` // why the scope is everything
+	Packages    []string  `json:"packages"`         // package IDs whose files were unlocked
+	NewPackages []string  `json:"new_packages,omitempty"`
+	Debs        []DebRef  `json:"debs,omitempty"`
+	Before      []Listed  `json:"before,omitempty"` // old files of packages being replaced or removed
+	Unlocked    []Entry   `json:"unlocked"`
+	path        string
+}
+
+// DebRef names an archive of the transaction and its package.
+type DebRef struct {
+	Path    string `json:"path"`
+	Package string `json:"package"`
+	Arch    string `json:"arch,omitempty"`
+}
+
+func journalDir(root string) string { return filepath.Join(StateDir(root), "journal") }
+
+// Save writes the journal durably (fsync of file and directory) when sync
+// is set: a transaction that unlocked nothing needs no durability.
+func (j *Journal) save(root string, sync bool) error {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return fmt.Errorf("seal: journal: %w", err)
+	}
+	j.path = filepath.Join(journalDir(root), j.Owner.key()+".json")
+	if sync {
+		return WriteFileAtomic(j.path, append(b, '\n'), 0o600)
+	}
+	if err := os.MkdirAll(journalDir(root), 0o700); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	tmp := j.path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	return os.Rename(tmp, j.path)
+}
+
+// remove deletes the journal once its transaction is complete.
+func (j *Journal) remove() error {
+	if j.path == "" {
+		return nil
+	}
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("seal: %w", err)
+	}
+	return syncDir(filepath.Dir(j.path))
+}
+
+// Path is where the journal is stored.
+func (j *Journal) Path() string { return j.path }
+
+// Journals reads every journal under root, oldest first. A journal that
+// cannot be parsed is returned as an error naming it (and is kept: it
+// needs a human).
+func Journals(root string) ([]*Journal, []error) {
+	dir := journalDir(root)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, []error{fmt.Errorf("seal: %w", err)}
+	}
+	var out []*Journal
+	var errs []error
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("seal: %w", err))
+			continue
+		}
+		j := &Journal{}
+		if err := json.Unmarshal(b, j); err != nil || j.Version != journalVersion {
+			errs = append(errs, fmt.Errorf("seal: journal %s is corrupt (%v); run debseal recover --all", p, err))
+			continue
+		}
+		j.path = p
+		out = append(out, j)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
+	return out, errs
+}
+
+// FindJournal returns the journal of owner, or nil.
+func FindJournal(root string, owner Process) (*Journal, error) {
+	p := filepath.Join(journalDir(root), owner.key()+".json")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	j := &Journal{}
+	if err := json.Unmarshal(b, j); err != nil {
+		return nil, fmt.Errorf("seal: journal %s is corrupt: %w", p, err)
+	}
+	j.path = p
+	return j, nil
+}
+
+const journalVersion = 1

@@ -1,0 +1,93 @@
+package seal
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock is debseal's own lock (an flock on <state>/lock): one debseal at a
+// time plans, unlocks, relocks or recovers a root.
+type Lock struct{ f *os.File }
+
+// AcquireLock waits up to timeout for debseal's lock on root.
+func AcquireLock(root string, timeout time.Duration) (*Lock, error) {
+	dir := StateDir(root)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	p := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return &Lock{f: f}, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("seal: another debseal holds %s: %w", p, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Release drops the lock.
+func (l *Lock) Release() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+	}
+}
+
+// DpkgLockHolder returns the pid of the process holding dpkg's database
+// lock (<admindir>/lock), or 0 when nobody holds it.
+func DpkgLockHolder(admindir string) (int, error) {
+	return lockHolder(filepath.Join(admindir, "lock"))
+}
+
+// FrontendLockHolder returns the pid holding apt's/dpkg's frontend lock.
+func FrontendLockHolder(admindir string) (int, error) {
+	return lockHolder(filepath.Join(admindir, "lock-frontend"))
+}
+
+func lockHolder(p string) (int, error) {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("seal: %w", err)
+	}
+	defer f.Close()
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_GETLK, &lk); err != nil {
+		return 0, fmt.Errorf("seal: F_GETLK %s: %w", p, err)
+	}
+	if lk.Type == unix.F_UNLCK {
+		return 0, nil
+	}
+	return int(lk.Pid), nil
+}
+
+// HoldDpkgLock takes dpkg's database lock (as dpkg does, with fcntl) so no
+// dpkg can start while debseal recovers. It fails at once if a dpkg runs.
+func HoldDpkgLock(admindir string) (release func(), err error) {
+	p := filepath.Join(admindir, "lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal: dpkg is running (its lock %s is held): %w", p, err)
+	}
+	return func() { f.Close() }, nil
+}

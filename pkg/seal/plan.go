@@ -1,0 +1,366 @@
+package seal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/policy"
+)
+
+// Reason says why a listed path is not a target.
+type Reason uint8
+
+// Reasons a listed path is not locked.
+const (
+	SkipConffile    Reason = iota // a conffile, or an inode a conffile shares
+	SkipExcluded                  // excluded by policy (path), or an inode an excluded path shares
+	SkipSymlink                   // symlinks carry no flag
+	SkipDirectory                 // directories are locked only when the policy asks
+	SkipSpecial                   // device, FIFO or socket
+	SkipMissing                   // listed but absent (dpkg path-exclude, or removed by hand)
+	SkipUnsupported               // the filesystem has no inode flags
+	SkipMismatch                  // --verify: the content differs from the package's md5sums
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"conffile", "excluded", "symlink", "directory", "special", "missing", "unsupported", "mismatch"}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// Reasons lists every reason, in order (for reports).
+func Reasons() []Reason {
+	out := make([]Reason, numReasons)
+	for i := range out {
+		out[i] = Reason(i)
+	}
+	return out
+}
+
+// Owner is one way a target is reached: a package lists Path, which is
+// really at Real (they differ for diverted files).
+type Owner struct {
+	Pkg  string // package ID (name or name:arch)
+	Path string // as listed in the package's .list
+	Real string // on disk, after diversions
+}
+
+// Target is one inode to lock or unlock.
+type Target struct {
+	Dir, Name string      // where it is opened: parent directory and last component of the first owner's Real path
+	Info      fsattr.Info // the planned inode, as lstat saw it
+	Owners    []Owner
+}
+
+// Path is the target's first real path.
+func (t *Target) Path() string { return path.Join(t.Dir, t.Name) }
+
+// Skip is a listed path that is not a target.
+type Skip struct {
+	Owner
+	Reason Reason
+	Detail string // e.g. the filesystem name, or the excluding rule
+}
+
+// Plan is what to change, and what was left alone and why.
+type Plan struct {
+	Targets []*Target
+	Skips   []Skip
+	Errors  []error // paths that could not be examined; never targets
+	// Packages maps each planned package ID to its state of planning:
+	// nil when its list was read, the error otherwise (then none of its
+	// files is a target: nothing is locked on the strength of bad data).
+	Packages map[string]error
+	// Pending are packages that are unpacked but not configured: their
+	// files are locked once dpkg configures them.
+	Pending []string
+}
+
+// Failed returns the IDs of the packages whose lists could not be read,
+// sorted.
+func (p *Plan) Failed() []string {
+	var ids []string
+	for id, err := range p.Packages {
+		if err != nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Planner builds plans against one database, policy and filesystem.
+type Planner struct {
+	DB     *dpkgdb.DB
+	Policy *policy.Config
+	FS     FS
+	// Workers is the parallelism for filesystem calls (default: the CPUs).
+	Workers int
+	// ForUnlock plans an unlock: every package that has files, whatever
+	// its state, and every non-conffile path whatever the path policy says
+	// now (a file locked under an older policy must still come undone).
+	ForUnlock bool
+}
+
+// workers is the parallelism for filesystem calls. The work is mostly in
+// the kernel (an ioctl that changes flags journals the inode), so twice
+// as many workers as CPUs keep them busy while others wait (measured on a
+// minbase chroot: 2 workers 186 ms, 3 or more 113 ms).
+func (pl *Planner) workers() int {
+	if pl.Workers > 0 {
+		return pl.Workers
+	}
+	return max(4, 2*runtime.GOMAXPROCS(0))
+}
+
+// conffiles returns every conffile path of every package (listed and, when
+// diverted, real): conffiles are never locked, whoever owns them.
+func (pl *Planner) conffiles(div *dpkgdb.Diversions) map[string]bool {
+	cf := map[string]bool{}
+	for _, p := range pl.DB.Packages {
+		for _, c := range p.Conffiles {
+			cf[c.Path] = true
+			cf[div.Resolve(c.Path, p.Name)] = true
+		}
+	}
+	return cf
+}
+
+type candidate struct {
+	owner   Owner
+	protect Reason // for protect-only paths: why their inode must stay unlocked
+	target  bool   // a lockable candidate (else: only stat'ed to protect its inode)
+}
+
+// Plan computes the targets for pkgs. Packages not configured are reported
+// as pending, not planned.
+func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, error) {
+	div, err := pl.DB.Diversions()
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{Packages: map[string]error{}}
+	conff := pl.conffiles(div)
+
+	var cands []candidate
+	for _, p := range pkgs {
+		if !p.Configured() && !(pl.ForUnlock && p.HasFiles()) {
+			if p.State >= dpkgdb.StateHalfInstalled {
+				plan.Pending = append(plan.Pending, p.ID())
+			}
+			continue
+		}
+		files, err := pl.DB.Files(p)
+		if err != nil {
+			plan.Packages[p.ID()] = err
+			continue
+		}
+		plan.Packages[p.ID()] = nil
+		for _, f := range files {
+			if f == "/" {
+				continue
+			}
+			o := Owner{Pkg: p.ID(), Path: f, Real: div.Resolve(f, p.Name)}
+			switch {
+			case conff[o.Path] || conff[o.Real]:
+				plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipConffile})
+			default:
+				if ok, rule := pl.Policy.PathLocked(o.Real); !ok && !pl.ForUnlock {
+					plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipExcluded, Detail: ruleText(rule)})
+					cands = append(cands, candidate{owner: o, protect: SkipExcluded})
+				} else {
+					cands = append(cands, candidate{owner: o, target: true})
+				}
+			}
+		}
+	}
+	// Conffiles protect their inodes: a hard link between a conffile and a
+	// package file must not lock the conffile. dpkg creates hard links
+	// only within one package's archive, so the planned packages' own
+	// conffiles are the ones to look at, which keeps the work for one
+	// package proportional to that package.
+	for _, p := range pkgs {
+		for _, c := range p.Conffiles {
+			cands = append(cands, candidate{owner: Owner{Pkg: p.ID(), Path: c.Path, Real: div.Resolve(c.Path, p.Name)}, protect: SkipConffile})
+		}
+	}
+
+	// dpkg lists every directory above each file, so a listed path that
+	// other listed paths sit under is a directory. Unless directories are
+	// to be locked (or unlocked), it needs no stat: that is 40% of the
+	// paths on a typical system.
+	implied := map[string]bool{}
+	if !pl.Policy.LockDirectories && !pl.ForUnlock {
+		for _, c := range cands {
+			implied[path.Dir(c.owner.Real)] = true
+		}
+	}
+	// Several packages list the same paths: stat each real path once.
+	statIdx := make([]int, len(cands))
+	seen := map[string]int{}
+	var reals []string
+	for i, c := range cands {
+		statIdx[i] = -1
+		if implied[c.owner.Real] {
+			continue
+		}
+		j, ok := seen[c.owner.Real]
+		if !ok {
+			j = len(reals)
+			seen[c.owner.Real] = j
+			reals = append(reals, c.owner.Real)
+		}
+		statIdx[i] = j
+	}
+	infos, errs := pl.statAll(ctx, reals)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	protected := map[fsattr.Ident]Reason{}
+	for i, c := range cands {
+		j := statIdx[i]
+		if c.target || j < 0 || errs[j] != nil {
+			continue
+		}
+		if info := infos[j]; info.IsRegular() || info.IsDir() {
+			if _, dup := protected[info.Ident]; !dup {
+				protected[info.Ident] = c.protect
+			}
+		}
+	}
+	byIdent := map[fsattr.Ident]*Target{}
+	for i, c := range cands {
+		if !c.target {
+			continue
+		}
+		o := c.owner
+		j := statIdx[i]
+		if j < 0 {
+			plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipDirectory})
+			continue
+		}
+		info, err := infos[j], errs[j]
+		switch {
+		case err != nil && isMissing(err):
+			plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipMissing})
+		case err != nil:
+			plan.Errors = append(plan.Errors, err)
+		case info.IsSymlink():
+			plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipSymlink})
+		case info.IsDir() && !pl.Policy.LockDirectories && !pl.ForUnlock:
+			plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipDirectory})
+		case !info.IsRegular() && !info.IsDir():
+			plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipSpecial})
+		default:
+			if why, ok := protected[info.Ident]; ok {
+				plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: why, Detail: "shares its inode with a " + why.String()})
+				continue
+			}
+			t := byIdent[info.Ident]
+			if t == nil {
+				t = &Target{Dir: path.Dir(o.Real), Name: path.Base(o.Real), Info: info}
+				byIdent[info.Ident] = t
+				plan.Targets = append(plan.Targets, t)
+			}
+			t.Owners = append(t.Owners, o)
+		}
+	}
+	sort.Slice(plan.Targets, func(i, j int) bool {
+		a, b := plan.Targets[i], plan.Targets[j]
+		if a.Dir != b.Dir {
+			return a.Dir < b.Dir
+		}
+		return a.Name < b.Name
+	})
+	return plan, nil
+}
+
+func ruleText(r policy.Rule) string {
+	if r.Line == 0 {
+		return "default exclusion " + r.Pattern
+	}
+	return fmt.Sprintf("exclude-path %s (line %d)", r.Pattern, r.Line)
+}
+
+func isMissing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir)
+}
+
+var errNotDir = errors.New("a parent is not a directory")
+
+// errNotDirSys is what opening a directory through a non-directory gives.
+var errNotDirSys error = syscall.ENOTDIR
+
+// statAll lstats every path, grouped by directory so each directory is
+// opened once, in parallel.
+func (pl *Planner) statAll(ctx context.Context, paths []string) ([]fsattr.Info, []error) {
+	infos := make([]fsattr.Info, len(paths))
+	errs := make([]error, len(paths))
+	groups := map[string][]int{}
+	var dirs []string
+	for i, p := range paths {
+		d := path.Dir(p)
+		if _, ok := groups[d]; !ok {
+			dirs = append(dirs, d)
+		}
+		groups[d] = append(groups[d], i)
+	}
+	forEachDir(ctx, pl.FS, dirs, pl.workers(), func(dir string, d Dir, derr error) {
+		for _, i := range groups[dir] {
+			if derr != nil {
+				errs[i] = derr
+				continue
+			}
+			infos[i], errs[i] = d.Lstat(path.Base(paths[i]))
+		}
+	})
+	return infos, errs
+}
+
+// forEachDir opens each directory once and calls fn with it, from a pool
+// of workers. A directory that cannot be opened is passed with its error
+// (ENOTDIR becomes errNotDir). Workers take the next directory from an
+// atomic index: directories are small jobs, and handing them over a
+// channel cost more in scheduler wake-ups than the syscalls themselves.
+func forEachDir(ctx context.Context, fsys FS, dirs []string, workers int, fn func(dir string, d Dir, err error)) {
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(dirs) || ctx.Err() != nil {
+				return
+			}
+			dir := dirs[i]
+			d, err := fsys.OpenDir(dir)
+			if err != nil {
+				if errors.Is(err, errNotDirSys) {
+					err = fmt.Errorf("%w: %w", errNotDir, err)
+				}
+				fn(dir, nil, err)
+				continue
+			}
+			fn(dir, d, nil)
+			d.Close()
+		}
+	}
+	workers = min(workers, len(dirs))
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work() // this goroutine works too
+	wg.Wait()
+}
