@@ -2,4 +2,8 @@ module github.com/debseal/debseal
 
 go 1.26.0
 
-require golang.org/x/sys v0.49.0
+require (
+	github.com/klauspost/compress v1.20.3
+	github.com/ulikunitz/xz v0.5.17
+	golang.org/x/sys v0.49.0
+)
