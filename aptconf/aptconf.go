@@ -1,0 +1,65 @@
+// Package aptconf holds the apt and dpkg configuration snippets debseal
+// ships, one per integration mode, embedded so that "debseal setup" writes
+// exactly these files. The files here are the source; tests check that
+// each still tolerates a missing binary.
+package aptconf
+
+import (
+	"embed"
+	"fmt"
+	"strings"
+)
+
+//go:embed dpkg.cfg.d/debseal apt.conf.d/99debseal-hooks apt.conf.d/99debseal-wrapper
+var files embed.FS
+
+// DefaultBinary is where the snippets expect debseal.
+const DefaultBinary = "/usr/sbin/debseal"
+
+// File is one snippet and where it goes (absolute, within the root).
+type File struct {
+	Path    string
+	Content []byte
+}
+
+// Snippets returns the configuration files of a mode, with the binary path
+// replaced when debseal lives elsewhere. Modes without files (divert) return
+// none.
+func Snippets(mode, binary string) ([]File, error) {
+	var names map[string]string
+	switch mode {
+	case "dpkg-hooks":
+		names = map[string]string{"dpkg.cfg.d/debseal": "/etc/dpkg/dpkg.cfg.d/debseal"}
+	case "apt-hooks":
+		names = map[string]string{"apt.conf.d/99debseal-hooks": "/etc/apt/apt.conf.d/99debseal-hooks"}
+	case "wrapper":
+		names = map[string]string{"apt.conf.d/99debseal-wrapper": "/etc/apt/apt.conf.d/99debseal-wrapper"}
+	case "divert":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("aptconf: unknown mode %q", mode)
+	}
+	var out []File
+	for src, dst := range names {
+		b, err := files.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		if binary != "" && binary != DefaultBinary {
+			b = []byte(strings.ReplaceAll(string(b), DefaultBinary, binary))
+		}
+		out = append(out, File{Path: dst, Content: b})
+	}
+	return out, nil
+}
+
+// Modes lists the integration modes, the default first.
+var Modes = []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"}
+
+// AllPaths lists every file any mode writes, for teardown.
+var AllPaths = []string{
+	"/etc/dpkg/dpkg.cfg.d/debseal",
+	"/etc/apt/apt.conf.d/99debseal-hooks",
+	"/etc/apt/apt.conf.d/99debseal-wrapper",
+	"/usr/lib/debseal/dpkg",
+}
