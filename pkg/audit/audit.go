@@ -1,0 +1,428 @@
+package audit
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/policy"
+	"github.com/debseal/debseal/pkg/seal"
+)
+
+// Options tune an audit.
+type Options struct {
+	// Conffiles checks conffiles too (against the status Conffiles hash);
+	// without it they are skipped entirely, as debsums does.
+	Conffiles bool
+	// PathFilters are dpkg's path-exclude/path-include options in order
+	// ("-glob" / "+glob"): a listed path they exclude may be absent.
+	PathFilters []string
+	// Cache, when set, lets the audit skip reading immutable files whose
+	// stamps are unchanged, and collects what this run read (see Cache).
+	// Full ignores its entries but still fills it.
+	Cache *Cache
+	Full  bool
+	// Workers is the parallelism (default: twice the CPUs, so that reads
+	// from a cold disk overlap with hashing).
+	Workers  int
+	Progress seal.Progress
+}
+
+// Auditor audits the packages of one system.
+type Auditor struct {
+	DB        *dpkgdb.DB
+	Policy    *policy.Config
+	State     *seal.State // which packages are sealed (expected locked)
+	FS        *fsattr.Root
+	Manifests *manifest.Store // nil: no manifests
+	Owners    *manifest.Owners
+	Opts      Options
+}
+
+// Summary counts what an audit did.
+type Summary struct {
+	Packages    int
+	Files       int // listed paths examined
+	Hashed      int // regular files read
+	Cached      int // regular files whose digest came from the cache
+	BytesHashed int64
+	Manifests   int // packages checked against a manifest
+	ByKind      [NumKinds]int
+	Duration    time.Duration
+}
+
+// Findings is the number of findings, informational kinds excluded.
+func (s *Summary) Findings() int {
+	n := 0
+	for k, c := range s.ByKind {
+		if !Kind(k).Info() {
+			n += c
+		}
+	}
+	return n
+}
+
+// shared is what every package's check needs, read once.
+type shared struct {
+	div        *dpkgdb.Diversions
+	overrides  map[string]dpkgdb.StatOverride
+	confPaths  map[string]string // every conffile path of every package → its status hash (first owner's)
+	hasManif   bool
+	locks      *lockTable
+	hashedN    atomic.Int64
+	cachedN    atomic.Int64
+	bytesN     atomic.Int64
+	filesN     atomic.Int64
+	manifestsN atomic.Int64
+}
+
+// Run audits pkgs (every package with files when nil) and calls emit for
+// each finding: per package in order, each package's findings in the order
+// of its file list, then the lock-state findings (which depend on every
+// package sharing an inode) at the end. emit is called from one goroutine.
+// A returned error means the audit could not be done at all; problems with
+// single files or packages are findings.
+func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Finding)) (*Summary, error) {
+	start := time.Now()
+	sum := &Summary{}
+	div, err := a.DB.Diversions()
+	if err != nil {
+		return nil, err
+	}
+	ovr, err := a.DB.StatOverrides()
+	if err != nil {
+		return nil, err
+	}
+	if pkgs == nil {
+		for _, p := range a.DB.Packages {
+			if p.HasFiles() {
+				pkgs = append(pkgs, p)
+			}
+		}
+	}
+	sh := &shared{div: div, overrides: ovr, confPaths: map[string]string{}, locks: newLockTable()}
+	for _, p := range a.DB.Packages {
+		for _, c := range p.Conffiles {
+			if _, ok := sh.confPaths[c.Path]; !ok {
+				sh.confPaths[c.Path] = c.Hash
+			}
+		}
+	}
+	if a.Manifests != nil {
+		if _, err := fsStat(a.Manifests.Dir); err == nil {
+			sh.hasManif = true
+		}
+	}
+	if a.Owners == nil {
+		a.Owners = manifest.LoadOwners(a.FS.Path)
+	}
+	prog := a.Opts.Progress
+	if prog == nil {
+		prog = seal.NoProgress
+	}
+	total := 0
+	counts := make([]int, len(pkgs))
+	// Counting lines is cheap next to parsing them again, and the progress
+	// line needs a total: stat the lists only.
+	for i, p := range pkgs {
+		if st, err := fsStat(a.DB.InfoPath(p, "list")); err == nil {
+			counts[i] = int(st / 40) // ~40 bytes a path: an estimate for the progress line only
+			total += counts[i]
+		}
+	}
+	prog.Start("auditing", total)
+	defer prog.Done()
+
+	workers := a.Opts.Workers
+	if v, err := strconv.Atoi(os.Getenv("DEBSEAL_AUDIT_WORKERS")); err == nil && v > 0 {
+		workers = v
+	}
+	if workers <= 0 {
+		workers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	jobs := make(chan *dirJob, 256)
+	big := make(chan *dirJob, 4096)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := &worker{a: a, sh: sh, buf: make([]byte, 128<<10), big: big}
+			defer wk.close()
+			for {
+				// Big files first: they were split off their directory's
+				// job so that every worker shares them.
+				select {
+				case j := <-big:
+					wk.run(ctx, j)
+					continue
+				default:
+				}
+				select {
+				case j := <-big:
+					wk.run(ctx, j)
+				case j, ok := <-jobs:
+					if !ok {
+						return
+					}
+					wk.run(ctx, j)
+					prog.Add(len(j.files))
+				}
+			}
+		}()
+	}
+	// Packages flow through a bounded window: the feeder prepares at most
+	// 64 packages ahead of the one being emitted, so memory stays bounded
+	// by the window, not by the number of packages; the window is wide
+	// enough that a big file at its head does not leave workers idle.
+	// Reading a package's list, md5sums and manifest is done by up to
+	// `workers` preparers at once (it was a fifth of an incremental audit
+	// when one goroutine did it); each hands its directory jobs over when
+	// ready.
+	window := make(chan *pkgJob, 64)
+	go func() {
+		defer close(window)
+		var preparers sync.WaitGroup
+		defer func() {
+			preparers.Wait()
+			close(jobs)
+		}()
+		sem := make(chan struct{}, workers)
+		for _, p := range pkgs {
+			if ctx.Err() != nil {
+				return
+			}
+			pj := &pkgJob{p: p, done: make(chan struct{})}
+			window <- pj
+			sem <- struct{}{}
+			preparers.Add(1)
+			go func() {
+				defer preparers.Done()
+				a.prepare(pj, sh)
+				<-sem
+				for _, dj := range pj.dirs {
+					jobs <- dj
+				}
+				if len(pj.dirs) == 0 {
+					close(pj.done)
+				}
+			}()
+		}
+	}()
+	for pj := range window {
+		<-pj.done
+		sum.Packages++
+		for _, f := range pj.pre {
+			sum.ByKind[f.Kind]++
+			emit(f)
+		}
+		for i := range pj.files {
+			for _, f := range pj.files[i].findings {
+				sum.ByKind[f.Kind]++
+				emit(f)
+			}
+			pj.files[i].findings = nil
+		}
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, f := range sh.locks.findings() {
+		sum.ByKind[f.Kind]++
+		emit(f)
+	}
+	sum.Files = int(sh.filesN.Load())
+	sum.Hashed = int(sh.hashedN.Load())
+	sum.Cached = int(sh.cachedN.Load())
+	sum.BytesHashed = sh.bytesN.Load()
+	sum.Manifests = int(sh.manifestsN.Load())
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+// pkgJob is one package in flight.
+type pkgJob struct {
+	p        *dpkgdb.Package
+	sealed   bool // expected locked (sealed, configured, not excluded)
+	md5      map[string][16]byte
+	conf     map[string]dpkgdb.Conffile // the package's own conffiles
+	man      *manifest.Manifest
+	pre      []Finding // findings about the package's data (bad md5sums lines, manifest)
+	files    []fileJob
+	dirs     []*dirJob
+	pending  atomic.Int32
+	done     chan struct{}
+	filtered func(string) bool
+}
+
+type fileJob struct {
+	listed, real string
+	findings     []Finding
+}
+
+type dirJob struct {
+	pj    *pkgJob
+	dir   string
+	files []int // indexes into pj.files
+}
+
+// chunk is the most files one job holds. A job's cost is unknown until its
+// files are stat'ed: a worker that meets a file bigger than bigFile that
+// must be read hands it to the big-file queue instead, so that a chunk of
+// a library directory with several 100 MB files is shared by every worker
+// rather than hashed by one while the others wait at the end of the
+// window.
+const (
+	chunk   = 32
+	bigFile = 1 << 20
+)
+
+// prepare reads a package's list, md5sums and manifest and splits its
+// files into per-directory jobs.
+func (a *Auditor) prepare(pj *pkgJob, sh *shared) {
+	p := pj.p
+	pj.conf = map[string]dpkgdb.Conffile{}
+	pj.sealed = a.State != nil && a.State.Sealed(p.Name) && p.Configured() && !a.Policy.PackageExcluded(p.Name)
+	for _, c := range p.Conffiles {
+		pj.conf[c.Path] = c
+	}
+	pj.filtered = func(string) bool { return false }
+	if len(a.Opts.PathFilters) > 0 {
+		pj.filtered = func(s string) bool { return pathExcluded(a.Opts.PathFilters, s) }
+	}
+	files, err := a.DB.Files(p)
+	if err != nil {
+		pj.pre = append(pj.pre, Finding{Kind: Unreadable, Package: p.ID(), Path: a.DB.InfoPath(p, "list"), Real: a.DB.InfoPath(p, "list"), Err: err})
+		return
+	}
+	sums, bad, err := a.DB.MD5Sums(p)
+	for _, b := range bad {
+		pj.pre = append(pj.pre, Finding{Kind: BadMD5Sums, Package: p.ID(), Path: a.DB.InfoPath(p, "md5sums"), Real: a.DB.InfoPath(p, "md5sums"), Err: b})
+	}
+	if err != nil {
+		pj.pre = append(pj.pre, Finding{Kind: Unreadable, Package: p.ID(), Path: a.DB.InfoPath(p, "md5sums"), Real: a.DB.InfoPath(p, "md5sums"), Err: err})
+	}
+	pj.md5 = sums
+	if sh.hasManif {
+		m, err := a.Manifests.Load(p.Name, p.Arch)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			pth := a.Manifests.Path(p.Name, p.Arch)
+			pj.pre = append(pj.pre, Finding{Kind: BadManifest, Package: p.ID(), Path: pth, Real: pth, Err: err})
+		case m.Version != p.Version:
+			// Stale: recorded for another version (the package changed
+			// without debseal seeing it). Not evidence either way.
+		default:
+			pj.man = m
+			sh.manifestsN.Add(1)
+		}
+	}
+	byDir := map[string]*dirJob{}
+	for _, l := range files {
+		if l == "/" {
+			continue
+		}
+		real := sh.div.Resolve(l, p.Name)
+		pj.files = append(pj.files, fileJob{listed: l, real: real})
+		d := path.Dir(real)
+		dj := byDir[d]
+		if dj == nil || len(dj.files) >= chunk {
+			// Directories are cut in chunks (see chunk).
+			dj = &dirJob{pj: pj, dir: d}
+			byDir[d] = dj
+			pj.dirs = append(pj.dirs, dj)
+		}
+		dj.files = append(dj.files, len(pj.files)-1)
+	}
+	pj.pending.Store(int32(len(pj.dirs)))
+}
+
+// worker checks files; its buffer is reused for every read.
+type worker struct {
+	a   *Auditor
+	sh  *shared
+	buf []byte
+	// the directory of the last job, kept open for the next
+	dirPath string
+	dir     *fsattr.Dir
+	dirErr  error
+	big     chan *dirJob // where big files go (nil: hash them inline)
+}
+
+func (w *worker) close() {
+	if w.dir != nil {
+		w.dir.Close()
+		w.dir = nil
+	}
+}
+
+func (w *worker) run(ctx context.Context, j *dirJob) {
+	defer func() {
+		if j.pj.pending.Add(-1) == 0 {
+			close(j.pj.done)
+		}
+	}()
+	if ctx.Err() != nil {
+		return
+	}
+	if w.dirPath != j.dir || w.dir == nil && w.dirErr == nil {
+		w.close()
+		w.dirPath = j.dir
+		w.dir, w.dirErr = w.a.FS.OpenDir(j.dir)
+	}
+	d, derr := w.dir, w.dirErr
+	for _, i := range j.files {
+		f := &j.pj.files[i]
+		var info fsattr.Info
+		err := derr
+		if err == nil {
+			info, err = d.Lstat(path.Base(f.real))
+		}
+		if w.big != nil && len(j.files) > 1 && err == nil && w.shouldSplit(info) {
+			bj := &dirJob{pj: j.pj, dir: j.dir, files: []int{i}}
+			j.pj.pending.Add(1)
+			select {
+			case w.big <- bj:
+				continue
+			default:
+				j.pj.pending.Add(-1) // queue full: hash it here
+			}
+		}
+		f.findings = w.check(j.pj, f, d, info, err)
+		w.sh.filesN.Add(1)
+	}
+}
+
+// shouldSplit reports whether a file of a job is a regular file big
+// enough to be worth its own job (it will be read: not immutable, or not
+// in the cache).
+func (w *worker) shouldSplit(info fsattr.Info) bool {
+	if !info.IsRegular() || info.Size < bigFile {
+		return false
+	}
+	if imm, known := info.Immutable(); known && imm && w.a.Opts.Cache != nil && !w.a.Opts.Full {
+		if e, ok := w.a.Opts.Cache.Lookup(info.Dev, info.Ino); ok && e.Ctime == info.Ctime {
+			return false
+		}
+	}
+	return true
+}
+
+// asErrno extracts the errno of a path error.
+func asErrno(err error, e *syscall.Errno) bool { return errors.As(err, e) }
+
+func hexs(b []byte) string { return hex.EncodeToString(b) }

@@ -1,0 +1,140 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/policy"
+	"github.com/debseal/debseal/pkg/seal"
+)
+
+func TestCacheRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.cache")
+	c, err := LoadCache(path)
+	if err != nil || c.Len() != 0 {
+		t.Fatalf("LoadCache(missing) = %d entries, %v", c.Len(), err)
+	}
+	entries := []CacheEntry{
+		{Dev: 2, Ino: 9, Size: 3, Mtime: 4, Ctime: 5, HasMD5: true, MD5: [16]byte{1}},
+		{Dev: 1, Ino: 7, Size: 1, Ctime: -1, HasSHA256: true, SHA256: [32]byte{2}},
+		{Dev: 2, Ino: 9, Size: 3, Mtime: 4, Ctime: 5, HasMD5: true, MD5: [16]byte{1}}, // a hard link: one record
+	}
+	for _, e := range entries {
+		c.Put(e)
+	}
+	if err := c.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := LoadCache(path)
+	if err != nil || c2.Len() != 2 {
+		t.Fatalf("LoadCache() = %d entries, %v; want 2", c2.Len(), err)
+	}
+	for _, e := range entries[:2] {
+		if got, ok := c2.Lookup(e.Dev, e.Ino); !ok || got != e {
+			t.Errorf("Lookup(%d, %d) = %+v, %v; want %+v", e.Dev, e.Ino, got, ok, e)
+		}
+	}
+	if _, ok := c2.Lookup(1, 8); ok {
+		t.Error("Lookup(1, 8) found an entry that was never put")
+	}
+	// Any flipped byte is caught by the checksum.
+	b, _ := os.ReadFile(path)
+	b[len(cacheMagic)+3] ^= 1
+	os.WriteFile(path, b, 0o600)
+	if c3, err := LoadCache(path); !errors.Is(err, ErrCacheCorrupt) || c3.Len() != 0 {
+		t.Errorf("LoadCache(corrupt) = %d entries, %v; want empty and ErrCacheCorrupt", c3.Len(), err)
+	}
+}
+
+func TestPathExcluded(t *testing.T) {
+	filters := []string{"-/usr/share/doc/*", "+/usr/share/doc/*/copyright", "-/usr/share/man/*"}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/usr/share/doc/bash/README", true},
+		{"/usr/share/doc/bash/copyright", false},
+		{"/usr/share/doc/bash", true}, // '*' matches '/': the directory itself too
+		{"/usr/share/man/man1/ls.1.gz", true},
+		{"/usr/bin/ls", false},
+	}
+	for _, tt := range tests {
+		if got := pathExcluded(filters, tt.path); got != tt.want {
+			t.Errorf("pathExcluded(%s) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestKinds(t *testing.T) {
+	seen := map[string]bool{}
+	for _, k := range Kinds() {
+		n := k.String()
+		if n == "" || strings.HasPrefix(n, "Kind(") || seen[n] {
+			t.Errorf("kind %d has name %q", k, n)
+		}
+		seen[n] = true
+	}
+	if !Excluded.Info() || Missing.Info() {
+		t.Error("only excluded is informational")
+	}
+}
+
+// TestRunUnprivileged audits a hand-made root without root privileges:
+// missing, changed, type and path-excluded files, and a bad md5sums line.
+func TestRunUnprivileged(t *testing.T) {
+	root := t.TempDir()
+	admin := filepath.Join(root, "var/lib/dpkg")
+	os.MkdirAll(filepath.Join(admin, "info"), 0o755)
+	os.WriteFile(filepath.Join(admin, "status"), []byte("Package: p\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(admin, "info/p.list"), []byte("/.\n/usr\n/usr/bin\n/usr/bin/ok\n/usr/bin/changed\n/usr/bin/gone\n/usr/bin/link\n/usr/share\n/usr/share/doc\n/usr/share/doc/p\n/usr/share/doc/p/README\n"), 0o644)
+	os.WriteFile(filepath.Join(admin, "info/p.md5sums"), []byte(
+		"d41d8cd98f00b204e9800998ecf8427e  usr/bin/ok\n"+
+			"d41d8cd98f00b204e9800998ecf8427e  usr/bin/changed\n"+
+			"d41d8cd98f00b204e9800998ecf8427e  usr/bin/gone\n"+
+			"d41d8cd98f00b204e9800998ecf8427e  usr/bin/link\n"+
+			"garbage\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.MkdirAll(filepath.Join(root, "usr/share/doc"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/ok"), nil, 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/changed"), []byte("x"), 0o755)
+	os.Symlink("ok", filepath.Join(root, "usr/bin/link"))
+
+	db, err := dpkgdb.Open(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fsattr.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	a := &Auditor{DB: db, Policy: policy.Default(), State: seal.NewState(), FS: fsys,
+		Opts: Options{PathFilters: []string{"-/usr/share/doc/*"}}}
+	var got []string
+	sum, err := a.Run(context.Background(), nil, func(f Finding) {
+		got = append(got, f.Kind.String()+" "+f.Real+" "+strings.TrimSpace(f.Dpkg))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"md5sums-corrupt " + filepath.Join(admin, "info/p.md5sums") + " ",
+		"md5 /usr/bin/changed ??5??????",
+		"missing /usr/bin/gone missing",
+		"type /usr/bin/link ?M???????",
+		"excluded /usr/share/doc/p missing",
+		"excluded /usr/share/doc/p/README missing",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Run() findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if sum.Findings() != 4 || sum.ByKind[Excluded] != 2 {
+		t.Errorf("Findings() = %d, excluded %d; want 4 and 2", sum.Findings(), sum.ByKind[Excluded])
+	}
+}

@@ -1,0 +1,122 @@
+package manifest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample() *Manifest {
+	m := &Manifest{Package: "hello", Arch: "amd64", Version: "1:2.10-3", Provenance: AptVerified, Content: FromInstalled,
+		Deb: "/var/cache/apt/archives/hello_2.10-3_amd64.deb", DebSHA256: strings.Repeat("ab", 32),
+		Index: "SHA256:" + strings.Repeat("ab", 32) + " pool/main/h/hello.deb", Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	m.Entries = []Entry{
+		{Path: "/usr/bin/hello", Type: TypeFile, Mode: 0o4755, Size: 12, HasSHA256: true, SHA256: sha256.Sum256([]byte("x")), HasMD5: true},
+		{Path: "/usr/share/doc/hello", Type: TypeDir, Mode: 0o755, Size: -1, Uid: 0, Gid: 4},
+		{Path: "/usr/share/hello/name with spaces%.txt", Type: TypeFile, Mode: 0o644, Size: 0},
+		{Path: "/usr/bin/hi", Type: TypeSymlink, Mode: 0o777, Size: -1, Link: "hello world"},
+		{Path: "/dev/x", Type: TypeChar, Mode: 0o600, Size: -1, Uid: 100, Gid: 100},
+	}
+	m.Sort()
+	return m
+}
+
+func TestRoundTrip(t *testing.T) {
+	m := sample()
+	b := Marshal(m)
+	got, err := Unmarshal(b, "test")
+	if err != nil {
+		t.Fatalf("Unmarshal(Marshal(m)) error: %v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Errorf("Unmarshal(Marshal(m)) = %+v\nwant %+v", got, m)
+	}
+	if e, ok := got.Lookup("/usr/bin/hi"); !ok || e.Link != "hello world" {
+		t.Errorf("Lookup(/usr/bin/hi) = %+v, %v", e, ok)
+	}
+	if _, ok := got.Lookup("/usr/bin/nope"); ok {
+		t.Error("Lookup(/usr/bin/nope) found something")
+	}
+	if !bytes.Contains(b, []byte("name%20with%20spaces%25.txt")) {
+		t.Errorf("paths with blanks and %% are not escaped:\n%s", b)
+	}
+	golden, err := os.ReadFile("testdata/hello_amd64.manifest")
+	if err != nil || !bytes.Equal(golden, b) {
+		if os.Getenv("UPDATE_GOLDEN") != "" {
+			os.WriteFile("testdata/hello_amd64.manifest", b, 0o644)
+			return
+		}
+		t.Errorf("Marshal(sample) differs from testdata/hello_amd64.manifest (UPDATE_GOLDEN=1 rewrites it):\n%s", b)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	good := string(Marshal(sample()))
+	resum := func(s string) string {
+		i := strings.LastIndex(strings.TrimSuffix(s, "\n"), "\n")
+		body := s[:i+1]
+		return body + "checksum sha256 " + hexSum(body) + "\n"
+	}
+	tests := []struct {
+		name string
+		data string
+		want error
+	}{
+		{"empty", "", ErrCorrupt},
+		{"no checksum", strings.Join(strings.Split(good, "\n")[:12], "\n") + "\n", ErrCorrupt},
+		{"tampered entry", strings.Replace(good, "4755", "0755", 1), ErrChecksum},
+		{"tampered and resummed is accepted", resum(strings.Replace(good, "4755", "0755", 1)), nil},
+		{"bad magic", resum(strings.Replace(good, Magic, "debseal-manifest 9", 1)), ErrCorrupt},
+		{"bad type", resum(strings.Replace(good, "\nd 0755", "\nq 0755", 1)), ErrCorrupt},
+		{"bad mode", resum(strings.Replace(good, "\nd 0755", "\nd 0999", 1)), ErrCorrupt},
+		{"unsorted", resum(strings.Replace(good, "/usr/bin/hello", "/zzz", 1)), ErrCorrupt},
+		{"bad provenance", resum(strings.Replace(good, "apt-verified", "trust-me", 1)), ErrCorrupt},
+		{"digest on a directory", resum(strings.Replace(good, "d 0755 0 4 - -", "d 0755 0 4 - "+strings.Repeat("0", 64), 1)), ErrCorrupt},
+		{"truncated escape", resum(strings.Replace(good, "spaces%25", "spaces%2", 1)), ErrCorrupt},
+		{"no final newline", strings.TrimSuffix(good, "\n"), ErrCorrupt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Unmarshal([]byte(tt.data), "m")
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("Unmarshal() = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func hexSum(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	const hx = "0123456789abcdef"
+	var b strings.Builder
+	for _, c := range sum {
+		b.WriteByte(hx[c>>4])
+		b.WriteByte(hx[c&15])
+	}
+	return b.String()
+}
+
+func FuzzRead(f *testing.F) {
+	f.Add(Marshal(sample()))
+	f.Add([]byte(Magic + "\nPackage: a\nVersion: 1\nProvenance: local\n\nf 0644 0 0 1 - - /a\nchecksum sha256 " + strings.Repeat("0", 64) + "\n"))
+	f.Add([]byte("checksum sha256 \n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Unmarshal(data, "fuzz")
+		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrChecksum) {
+			t.Fatalf("error %v matches neither ErrCorrupt nor ErrChecksum", err)
+		}
+		if err != nil {
+			return
+		}
+		// What parses must survive a round trip unchanged.
+		again, err := Unmarshal(Marshal(m), "again")
+		if err != nil || !reflect.DeepEqual(again, m) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, m, again)
+		}
+	})
+}
