@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/debseal/debseal/dpkghook"
+	"github.com/debseal/debseal/pkg/audit"
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/seal"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { register(auditCommand) }
+
+type auditOpts struct {
+	Format    string // text, dpkg, json, prometheus
+	Conffiles bool
+	Full      bool
+	NoCache   bool
+	Verbose   bool
+	Textfile  string // directory of node_exporter's textfile collector, "" for none
+	Pkgs      []string
+	Stderr    io.Writer
+}
+
+const auditExitHelp = `EXIT CODES:
+   0   clean: no findings
+   1   findings were reported (informational lines, such as path-excluded files, do not count)
+   2   error: the audit could not be done (unreadable database, configuration, bad arguments)
+   64  usage error`
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "audit",
+		Usage:     "check installed package files: content, type, mode, owner, symlink targets, lock state",
+		ArgsUsage: "[PKG[:ARCH]...]",
+		Description: "Checks every file of the given packages (default: all) against dpkg's md5sums, debseal's\n" +
+			"SHA-256 manifests (mode, owner, type, symlink target), statoverrides and the lock policy.\n" +
+			"Read-only. Conffiles are skipped unless --conffiles (dpkg format checks them, as dpkg does).\n" +
+			"Incremental once ROOT/var/lib/debseal/audit.cache exists: an immutable file whose ctime,\n" +
+			"mtime, size and inode are unchanged is not read again (--full reads everything; the\n" +
+			"cache is written when ROOT/var/lib/debseal exists). See docs/audit.md.\n\n" + auditExitHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
+			&cli.BoolFlag{Name: "conffiles", Usage: "check conffiles against their status hash too (default: yes with --format dpkg, no otherwise)"},
+			&cli.BoolFlag{Name: "full", Usage: "read every file, ignoring the incremental cache"},
+			&cli.BoolFlag{Name: "no-cache", Usage: "neither read nor write the incremental cache"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "text format: also list informational lines (path-excluded files)"},
+			&cli.StringFlag{Name: "textfile-dir", Usage: "also write the Prometheus metrics to `DIR`/debseal.prom (atomically, for node_exporter's textfile collector; empty: no)"},
+		},
+		Action: func(c *cli.Context) error {
+			o := auditOpts{Format: c.String("format"), Conffiles: c.Bool("conffiles"), Full: c.Bool("full"),
+				NoCache: c.Bool("no-cache"), Verbose: c.Bool("verbose"), Textfile: c.String("textfile-dir"),
+				Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			if !c.IsSet("conffiles") && o.Format == "dpkg" {
+				o.Conffiles = true
+			}
+			limitMemory()
+			return runAudit(c.Context, globalsFrom(c), o, c.App.Writer)
+		},
+	}
+}
+
+// renderer turns the finding stream into one output format.
+type renderer interface {
+	finding(f audit.Finding)
+	done(sum *audit.Summary)
+}
+
+func newRenderer(format string, w *bufio.Writer, verbose bool) (renderer, error) {
+	switch format {
+	case "text", "":
+		return &textRenderer{w: w, verbose: verbose}, nil
+	case "dpkg":
+		return &dpkgRenderer{w: w}, nil
+	case "json":
+		return &jsonRenderer{w: w, enc: json.NewEncoder(w)}, nil
+	case "prometheus":
+		return &promRenderer{w: w}, nil
+	}
+	return nil, usagef("unknown --format %q (text, dpkg, json, prometheus)", format)
+}
+
+func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) error {
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	defer out.Flush()
+	rend, err := newRenderer(o.Format, out, o.Verbose)
+	if err != nil {
+		return err
+	}
+	for _, n := range o.Pkgs {
+		if strings.HasPrefix(n, "-") {
+			return usagef("option %q after package names: options come first (debseal audit [OPTIONS] PKG...)", n)
+		}
+	}
+	sys, err := openSystem(g, false)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	var pkgs []*dpkgdb.Package
+	if len(o.Pkgs) > 0 {
+		var unknown []string
+		for _, id := range o.Pkgs {
+			found := false
+			for _, p := range sys.db.Lookup(id) {
+				if p.HasFiles() {
+					pkgs, found = append(pkgs, p), true
+				}
+			}
+			if !found {
+				unknown = append(unknown, id)
+			}
+		}
+		if len(unknown) > 0 {
+			return fmt.Errorf("not installed: %s", strings.Join(unknown, " "))
+		}
+	}
+	filters, err := pathFilters(g.Root)
+	if err != nil {
+		return err
+	}
+	stateDir := seal.StateDir(g.Root)
+	cachePath := filepath.Join(stateDir, "audit.cache")
+	var cache *audit.Cache
+	if !o.NoCache {
+		var cerr error
+		cache, cerr = audit.LoadCache(cachePath)
+		if cerr != nil {
+			fmt.Fprintf(o.Stderr, "debseal: warning: %v (reading every file)\n", cerr)
+		}
+	}
+	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, State: sys.state, FS: sys.fs.Root,
+		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root),
+		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
+			Progress: newProgress(o.Stderr, true)}}
+	sum, err := a.Run(ctx, pkgs, rend.finding)
+	if err != nil {
+		return err
+	}
+	rend.done(sum)
+	if o.Textfile != "" {
+		if err := writeTextfile(o.Textfile, sum); err != nil {
+			return err
+		}
+	}
+	if cache != nil && writableState(g.Root, stateDir) {
+		if err := cache.Save(cachePath); err != nil {
+			fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", err)
+		}
+	}
+	if n := sum.Findings(); n > 0 {
+		return fmt.Errorf("%w: %d", errFindings, n)
+	}
+	return nil
+}
+
+// writableState says whether the audit may write its cache: only where
+// debseal keeps state already (it never creates /var/lib/debseal on a
+// system that does not use it), and never on this machine's own root while
+// the test guard is set.
+func writableState(root, stateDir string) bool {
+	if st, err := os.Stat(stateDir); err != nil || !st.IsDir() {
+		return false
+	}
+	return checkHostRoot(root) == nil
+}
+
+// pathFilters returns dpkg's path-exclude/path-include options: the
+// root's /etc/dpkg (what apt and dpkg inside that system use), then, for a
+// --root, the host's /etc/dpkg too (dpkg --root reads the host's
+// configuration, so files installed into a sandbox from outside follow
+// those).
+func pathFilters(root string) ([]string, error) {
+	dirs := []string{filepath.Join(root, "etc/dpkg")}
+	if filepath.Clean(root) != "/" {
+		dirs = append(dirs, "/etc/dpkg")
+	}
+	var out []string
+	for _, d := range dirs {
+		inv, err := dpkghook.ParseConfig(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inv.PathFilters...)
+	}
+	return out, nil
+}
+
+// --- text -------------------------------------------------------------------
+
+type textRenderer struct {
+	w       *bufio.Writer
+	verbose bool
+}
+
+func (r *textRenderer) finding(f audit.Finding) {
+	if f.Kind.Info() && !r.verbose {
+		return
+	}
+	fmt.Fprintln(r.w, f.String())
+}
+
+func (r *textRenderer) done(s *audit.Summary) {
+	var parts []string
+	for _, k := range audit.Kinds() {
+		if s.ByKind[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", s.ByKind[k], k))
+		}
+	}
+	verdict := "no findings"
+	if n := s.Findings(); n > 0 {
+		verdict = fmt.Sprintf("%d findings", n)
+	}
+	if len(parts) > 0 {
+		verdict += " (" + strings.Join(parts, ", ") + ")"
+	}
+	fmt.Fprintf(r.w, "audited %d paths of %d packages (%d with a manifest) in %.2fs: %d files read (%.1f MB), %d from the cache; %s\n",
+		s.Files, s.Packages, s.Manifests, s.Duration.Seconds(), s.Hashed, float64(s.BytesHashed)/1e6, s.Cached, verdict)
+}
+
+// --- dpkg --verify ------------------------------------------------------------
+
+// dpkgRenderer prints what dpkg --verify prints (src/main/verify.c
+// verify_output_rpm): one line per path dpkg would report, "%.9s %c %s%s".
+type dpkgRenderer struct {
+	w         *bufio.Writer
+	lastPkg   string
+	lastReal  string
+	lastValid bool
+}
+
+func (r *dpkgRenderer) finding(f audit.Finding) {
+	if f.Dpkg == "" {
+		return
+	}
+	if r.lastValid && r.lastPkg == f.Package && r.lastReal == f.Real {
+		return // one line per path, whatever the number of findings
+	}
+	r.lastPkg, r.lastReal, r.lastValid = f.Package, f.Real, true
+	attr := ' '
+	if f.Conffile {
+		attr = 'c'
+	}
+	suffix := ""
+	if strings.HasPrefix(f.Dpkg, "missing") {
+		if e := f.Errno(); e != 0 && e != syscall.ENOENT {
+			suffix = " (" + audit.Strerror(e) + ")"
+		}
+	}
+	fmt.Fprintf(r.w, "%.9s %c %s%s\n", f.Dpkg, attr, f.Real, suffix)
+}
+
+func (r *dpkgRenderer) done(*audit.Summary) {}
+
+// --- JSON ---------------------------------------------------------------------
+
+type jsonRenderer struct {
+	w   *bufio.Writer
+	enc *json.Encoder
+}
+
+// jsonFinding is the documented schema (docs/audit.md).
+type jsonFinding struct {
+	Type     string `json:"type"` // "finding"
+	Kind     string `json:"kind"`
+	Info     bool   `json:"info,omitempty"`
+	Package  string `json:"package"`
+	Path     string `json:"path"`
+	Real     string `json:"real,omitempty"`
+	Conffile bool   `json:"conffile,omitempty"`
+	Expected string `json:"expected,omitempty"`
+	Actual   string `json:"actual,omitempty"`
+	Source   string `json:"source,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Dpkg     string `json:"dpkg,omitempty"`
+}
+
+type jsonSummary struct {
+	Type        string         `json:"type"` // "summary"
+	Packages    int            `json:"packages"`
+	Files       int            `json:"files"`
+	Hashed      int            `json:"files_read"`
+	Cached      int            `json:"files_cached"`
+	BytesHashed int64          `json:"bytes_read"`
+	Manifests   int            `json:"packages_with_manifest"`
+	Findings    int            `json:"findings"`
+	ByKind      map[string]int `json:"by_kind"`
+	Seconds     float64        `json:"duration_seconds"`
+}
+
+func (r *jsonRenderer) finding(f audit.Finding) {
+	j := jsonFinding{Type: "finding", Kind: f.Kind.String(), Info: f.Kind.Info(), Package: f.Package, Path: f.Path,
+		Conffile: f.Conffile, Expected: f.Expected, Actual: f.Actual, Source: f.Source, Dpkg: strings.TrimRight(f.Dpkg, " ")}
+	if f.Real != f.Path {
+		j.Real = f.Real
+	}
+	if f.Err != nil {
+		j.Error = f.Err.Error()
+	}
+	r.enc.Encode(j)
+}
+
+func (r *jsonRenderer) done(s *audit.Summary) {
+	j := jsonSummary{Type: "summary", Packages: s.Packages, Files: s.Files, Hashed: s.Hashed, Cached: s.Cached,
+		BytesHashed: s.BytesHashed, Manifests: s.Manifests, Findings: s.Findings(), ByKind: map[string]int{}, Seconds: s.Duration.Seconds()}
+	for _, k := range audit.Kinds() {
+		j.ByKind[k.String()] = s.ByKind[k]
+	}
+	r.enc.Encode(j)
+}
+
+// --- Prometheus ---------------------------------------------------------------
+
+// writeTextfile writes the metrics to dir/debseal.prom through a temporary
+// file and a rename, so node_exporter never reads half a file. dir is a
+// path of the machine running the audit, not under --root.
+func writeTextfile(dir string, s *audit.Summary) error {
+	var b strings.Builder
+	w := bufio.NewWriter(&b)
+	(&promRenderer{w: w}).done(s)
+	w.Flush()
+	if err := seal.WriteFileAtomic(filepath.Join(dir, "debseal.prom"), []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("writing metrics: %w", err)
+	}
+	return nil
+}
+
+// promRenderer writes node_exporter textfile-collector metrics: write them
+// to a temporary file and rename it into the collector's directory.
+type promRenderer struct{ w *bufio.Writer }
+
+func (r *promRenderer) finding(audit.Finding) {}
+
+func (r *promRenderer) done(s *audit.Summary) {
+	w := r.w
+	metric := func(name, help, typ string) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	}
+	metric("debseal_audit_findings", "Findings of the last debseal audit, by kind (kind=\"excluded\" is informational).", "gauge")
+	kinds := audit.Kinds()
+	sort.Slice(kinds, func(i, j int) bool { return kinds[i].String() < kinds[j].String() })
+	for _, k := range kinds {
+		fmt.Fprintf(w, "debseal_audit_findings{kind=%q} %d\n", k.String(), s.ByKind[k])
+	}
+	metric("debseal_audit_findings_total", "Findings of the last debseal audit, informational kinds excluded.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_findings_total %d\n", s.Findings())
+	metric("debseal_audit_packages_checked", "Packages the last audit checked.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_packages_checked %d\n", s.Packages)
+	metric("debseal_audit_files_checked", "Package paths the last audit checked.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_files_checked %d\n", s.Files)
+	metric("debseal_audit_files_read", "Regular files the last audit read and hashed.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_files_read %d\n", s.Hashed)
+	metric("debseal_audit_files_cached", "Regular files whose digest the last audit took from its incremental cache.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_files_cached %d\n", s.Cached)
+	metric("debseal_audit_bytes_read", "Bytes the last audit hashed.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_bytes_read %d\n", s.BytesHashed)
+	metric("debseal_audit_duration_seconds", "Wall time of the last audit.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_duration_seconds %.3f\n", s.Duration.Seconds())
+	metric("debseal_audit_last_run_timestamp_seconds", "When the last audit finished (Unix time).", "gauge")
+	fmt.Fprintf(w, "debseal_audit_last_run_timestamp_seconds %d\n", time.Now().Unix())
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/debseal/debseal/pkg/audit"
+)
+
+func render(t *testing.T, format string, fs []audit.Finding, sum *audit.Summary) string {
+	t.Helper()
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	r, err := newRenderer(format, w, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		r.finding(f)
+	}
+	r.done(sum)
+	w.Flush()
+	return b.String()
+}
+
+func TestRenderers(t *testing.T) {
+	enotdir := &os.PathError{Op: "statx", Path: "/r/x/y", Err: syscall.ENOTDIR}
+	fs := []audit.Finding{
+		{Kind: audit.Missing, Package: "p", Path: "/x/y", Real: "/x/y", Err: enotdir, Dpkg: "missing  "},
+		{Kind: audit.Mode, Package: "p", Path: "/etc/c", Real: "/etc/c", Conffile: true, Expected: "0644", Actual: "0666", Source: "manifest", Dpkg: "??5??????"},
+		{Kind: audit.Conffile, Package: "p", Path: "/etc/c", Real: "/etc/c", Conffile: true, Dpkg: "??5??????"},
+		{Kind: audit.SHA256, Package: "p", Path: "/usr/bin/a", Real: "/usr/bin/a.distrib", Expected: "aa", Actual: "bb", Source: "manifest"},
+		{Kind: audit.Excluded, Package: "p", Path: "/usr/share/doc/p/x", Real: "/usr/share/doc/p/x", Dpkg: "missing  "},
+	}
+	sum := &audit.Summary{Packages: 1, Files: 9}
+	for _, f := range fs {
+		sum.ByKind[f.Kind]++
+	}
+	tests := []struct {
+		format   string
+		want     []string
+		wantNone []string
+	}{
+		{"dpkg", []string{
+			"missing     /x/y (Not a directory)\n",
+			"??5?????? c /etc/c\n",
+			"missing     /usr/share/doc/p/x\n",
+		}, []string{"a.distrib"}},
+		{"text", []string{
+			"sha256 /usr/bin/a.distrib [p] (listed as /usr/bin/a): expected aa, found bb (manifest)",
+			"4 findings (1 missing, 1 excluded, 1 sha256, 1 conffile, 1 mode)",
+		}, []string{"/usr/share/doc/p/x ["}},
+		{"json", []string{
+			`{"type":"finding","kind":"sha256","package":"p","path":"/usr/bin/a","real":"/usr/bin/a.distrib","expected":"aa","actual":"bb","source":"manifest"}`,
+			`"kind":"excluded","info":true`,
+			`{"type":"summary","packages":1,"files":9,`,
+			`"findings":4,`,
+		}, nil},
+		{"prometheus", []string{
+			"# TYPE debseal_audit_findings gauge\n",
+			`debseal_audit_findings{kind="not-locked"} 0` + "\n",
+			`debseal_audit_findings{kind="sha256"} 1` + "\n",
+			"debseal_audit_findings_total 4\n",
+			"debseal_audit_files_checked 9\n",
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			got := render(t, tt.format, fs, sum)
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%s output lacks %q:\n%s", tt.format, w, got)
+				}
+			}
+			for _, w := range tt.wantNone {
+				if strings.Contains(got, w) {
+					t.Errorf("%s output has %q:\n%s", tt.format, w, got)
+				}
+			}
+		})
+	}
+	if _, err := newRenderer("xml", nil, false); exitCode(err) != exitUsage {
+		t.Errorf("--format xml: %v, want a usage error", err)
+	}
+	if got := render(t, "dpkg", fs[1:3], sum); strings.Count(got, "\n") != 1 {
+		t.Errorf("two findings on one path gave %q, want one dpkg line", got)
+	}
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/debseal/debseal/dpkghook"
+	"github.com/debseal/debseal/pkg/seal"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+func init() { register(dpkgCommand) }
+
+func dpkgCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "dpkg",
+		Usage:           "run dpkg with the files it changes unlocked, then relock them",
+		ArgsUsage:       "DPKG-ARGUMENTS...",
+		SkipFlagParsing: true,
+		Description: "Runs the real dpkg with the same arguments, standard input and output, file\n" +
+			"descriptors and exit status. Before a run that changes package files (install,\n" +
+			"unpack, configure, remove, purge, triggers-only) debseal unlocks what the run may\n" +
+			"change; afterwards it relocks every sealed package the run touched. Queries\n" +
+			"(-l, -L, -S, --compare-versions, …) and calls from maintainer scripts go straight\n" +
+			"to dpkg. The same happens when debseal is invoked under the name dpkg (apt's\n" +
+			"Dir::Bin::dpkg, or the divert mode).\n\n" +
+			"The real dpkg is $DEBSEAL_REAL_DPKG, else /usr/bin/dpkg.distrib when present (the\n" +
+			"divert mode puts it there), else /usr/bin/dpkg.",
+		Action: func(c *cli.Context) error {
+			code := runDpkgWrapper(c.Context, c.Args().Slice(), c.App.ErrWriter)
+			if code != 0 {
+				return exitStatus(code)
+			}
+			return nil
+		},
+	}
+}
+
+// runDpkgName is main when the binary runs under the name dpkg.
+func runDpkgName(args []string, stderr io.Writer) int {
+	return runDpkgWrapper(context.Background(), args[1:], stderr)
+}
+
+// realDpkg finds the dpkg to run, never this binary itself.
+func realDpkg() (string, error) {
+	cand := os.Getenv("DEBSEAL_REAL_DPKG")
+	if cand == "" {
+		cand = "/usr/bin/dpkg"
+		if _, err := os.Stat("/usr/bin/dpkg.distrib"); err == nil {
+			cand = "/usr/bin/dpkg.distrib"
+		}
+	}
+	var a, b unix.Stat_t
+	if err := unix.Stat(cand, &a); err != nil {
+		return "", fmt.Errorf("the real dpkg %s: %w", cand, err)
+	}
+	if err := unix.Stat("/proc/self/exe", &b); err == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+		return "", fmt.Errorf("the real dpkg %s is debseal itself (set DEBSEAL_REAL_DPKG, or run debseal setup again)", cand)
+	}
+	return cand, nil
+}
+
+// runDpkgWrapper is the wrapper. Its exit status is dpkg's.
+func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
+	real, err := realDpkg()
+	if err != nil {
+		fmt.Fprintf(stderr, "debseal: %v\n", err)
+		return 2
+	}
+	execDpkg := func() int {
+		err := syscall.Exec(real, append([]string{"dpkg"}, args...), os.Environ())
+		fmt.Fprintf(stderr, "debseal: exec %s: %v\n", real, err)
+		return 2
+	}
+	// Maintainer scripts call dpkg for queries (and dpkg-maintscript-helper);
+	// dpkg itself holds the lock: pass them through untouched.
+	if os.Getenv("DPKG_MAINTSCRIPT_NAME") != "" || disabled() {
+		return execDpkg()
+	}
+	// Queries (apt makes several per transaction) are told apart from the
+	// command line alone, before anything else is read: dpkg's
+	// configuration files cannot set an action.
+	if inv, err := dpkghook.Parse(args, nil); err != nil || inv.Kind() != dpkghook.Files {
+		return execDpkg() // queries, database-only actions, bad command lines
+	}
+	base, err := dpkghook.ParseConfig("/etc/dpkg")
+	if err != nil {
+		base = nil // dpkg will report its own configuration errors
+	}
+	inv, err := dpkghook.Parse(args, base)
+	if err != nil || inv.Kind() != dpkghook.Files {
+		return execDpkg() // --no-act from the configuration
+	}
+	g := wrapperGlobals(inv)
+	if nothingSealed(g.Root) {
+		return execDpkg()
+	}
+	log := newEventLog(g.Root, "wrapper", stderr)
+	what := "dpkg " + shortArgs(args)
+	owner, err := self("wrapper")
+	if err != nil {
+		fmt.Fprintf(stderr, "debseal: %v\n", err)
+		return 2
+	}
+	// Descriptors to hand over, found before debseal opens any of its own.
+	fds := inheritedFDs()
+
+	s, closeFS, err := openSeal(g, false)
+	if err != nil {
+		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
+		return 2
+	}
+	defer closeFS()
+	lock, err := seal.AcquireLock(g.Root, lockWait)
+	if err != nil {
+		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
+		return 2
+	}
+	if recoverStale(ctx, s, log) {
+		if err := s.Reload(); err != nil {
+			lock.Release()
+			fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
+			return 2
+		}
+	}
+	cwd, _ := os.Getwd()
+	rep, err := s.Begin(ctx, inv.Request(cwd), owner)
+	log.begin(rep, what)
+	lock.Release()
+	if err != nil {
+		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
+		return 2
+	}
+	fault("after-unlock")
+
+	childStart := time.Now()
+	status, err := runChild(real, args, fds)
+	dpkgTime := time.Since(childStart)
+	if err != nil {
+		log.Errorf("%s: %v", what, err)
+	}
+	fault("before-relock")
+
+	lock, err = seal.AcquireLock(g.Root, lockWait)
+	if err != nil {
+		log.Errorf("%s: %v (run debseal recover)", what, err)
+	} else {
+		var j *seal.Journal
+		if rep != nil {
+			j = rep.Journal
+		}
+		end, err := s.End(ctx, j)
+		lock.Release()
+		if err != nil {
+			log.Errorf("%s: %v (run debseal recover)", what, err)
+		} else {
+			log.end(end, what)
+		}
+	}
+	log.timing(what, dpkgTime)
+	return exitLike(status)
+}
+
+// wrapperGlobals derives the root dpkg works on from its options and the
+// environment variables dpkg honours.
+func wrapperGlobals(inv *dpkghook.Invocation) globalOpts {
+	root := inv.Root
+	if root == "" {
+		root = os.Getenv("DPKG_ROOT")
+	}
+	if root == "" {
+		root = "/"
+	}
+	admindir := inv.Admindir
+	if admindir == "" {
+		admindir = os.Getenv("DPKG_ADMINDIR")
+	}
+	if admindir == "" {
+		admindir = filepath.Join(root, "var/lib/dpkg")
+	}
+	return globalOpts{Root: root, Admindir: admindir, Config: filepath.Join(root, "etc/debseal/debseal.conf")}
+}
+
+// inheritedFDs lists the descriptors above 2 that this process inherited
+// (those without close-on-exec: Go opens all of its own with it), such as
+// apt's --status-fd pipe.
+func inheritedFDs() []int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err == nil && flags&unix.FD_CLOEXEC == 0 {
+			out = append(out, fd)
+		}
+	}
+	return out
+}
+
+// forwarded are the signals passed on to dpkg while it runs (terminal
+// signals reach it directly too; a second delivery changes nothing).
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGALRM, syscall.SIGCONT}
+
+// runChild runs dpkg with this process's standard streams and inherited
+// descriptors at the same numbers, forwarding signals, and returns its
+// wait status.
+func runChild(path string, args []string, fds []int) (syscall.WaitStatus, error) {
+	maxfd := 2
+	for _, fd := range fds {
+		maxfd = max(maxfd, fd)
+	}
+	files := make([]uintptr, maxfd+1)
+	for i := range files {
+		files[i] = ^uintptr(0) // closed in the child
+	}
+	for _, fd := range append([]int{0, 1, 2}, fds...) {
+		files[fd] = uintptr(fd)
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwarded...)
+	defer signal.Stop(sigs)
+	pid, err := syscall.ForkExec(path, append([]string{"dpkg"}, args...), &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: files,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("starting %s: %w", path, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				syscall.Kill(pid, sig.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	fault("during-dpkg")
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	close(done)
+	if err != nil {
+		return 0, fmt.Errorf("waiting for dpkg: %w", err)
+	}
+	return ws, nil
+}
+
+// exitLike turns dpkg's wait status into ours: the same exit code, or the
+// same fatal signal (re-raised after the relock).
+func exitLike(ws syscall.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		sig := ws.Signal()
+		signal.Reset(sig)
+		syscall.Kill(os.Getpid(), sig)
+		return 128 + int(sig) // if the signal did not end us
+	}
+	return 2
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/debseal/debseal/pkg/seal"
+	"github.com/urfave/cli/v2"
+)
+
+func init() {
+	register(lockCommand)
+	register(unlockCommand)
+}
+
+type lockOpts struct {
+	All     bool
+	DryRun  bool
+	Verify  bool
+	Verbose bool
+	Unlock  bool
+	Pkgs    []string
+	Stderr  io.Writer
+}
+
+func lockCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "lock",
+		Usage:     "make the files of installed packages immutable",
+		ArgsUsage: "[--all | PKG[:ARCH]...]",
+		Description: "Sets the immutable flag on every regular file the packages own, except conffiles and\n" +
+			"paths the policy excludes (/var, /run, /tmp, /home, /srv, /dev, /proc, /sys by default).\n" +
+			"Records the packages as sealed, so debseal relocks them after dpkg changes them.\n\n" + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be locked; change nothing"},
+			&cli.BoolFlag{Name: "verify", Usage: "check each file's MD5 against the package's md5sums first; mismatching files are reported and not locked (exit 1)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every file changed or skipped"},
+		},
+		Action: func(c *cli.Context) error {
+			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verify: c.Bool("verify"),
+				Verbose: c.Bool("verbose"), Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
+		},
+	}
+}
+
+func unlockCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "unlock",
+		Usage:     "make the files of installed packages mutable again",
+		ArgsUsage: "[--all | PKG[:ARCH]...]",
+		Description: "Clears the immutable flag on the packages' files and records them as unlocked on\n" +
+			"purpose: debseal will not relock them until you lock them again. unlock --all turns\n" +
+			"sealing off for the whole system.\n\n" + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be unlocked; change nothing"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every file changed"},
+		},
+		Action: func(c *cli.Context) error {
+			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verbose: c.Bool("verbose"),
+				Unlock: true, Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
+		},
+	}
+}
+
+// runLock implements lock and unlock.
+func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error {
+	sys, err := openSystem(g, !o.DryRun)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	pkgs, excluded, err := sys.selectPackages(o.Pkgs, o.All, !o.Unlock)
+	if err != nil {
+		return err
+	}
+	verb := map[bool]string{false: "lock", true: "unlock"}[o.Unlock]
+	prog := newProgress(o.Stderr, o.All)
+	sys.planner.ForUnlock = o.Unlock
+	plan, err := sys.planner.Plan(ctx, pkgs)
+	if err != nil {
+		return err
+	}
+	targets := plan.Targets
+	var mismatches []seal.Mismatch
+	var problems []error
+	problems = append(problems, plan.Errors...)
+	for _, id := range plan.Failed() {
+		problems = append(problems, fmt.Errorf("package %s not %sed: %w", id, verb, plan.Packages[id]))
+	}
+	if o.Verify && !o.Unlock {
+		vr := sys.planner.Verify(ctx, targets, prog)
+		mismatches = vr.Mismatches
+		problems = append(problems, vr.Errors...)
+		targets = append(vr.OK, vr.Unverified...)
+		for _, m := range mismatches {
+			fmt.Fprintf(out, "MISMATCH %s: not locked\n", m)
+		}
+		fmt.Fprintf(out, "verified %d files against their packages' md5sums: %d match, %d differ, %d have no checksum\n",
+			len(vr.OK)+len(vr.Mismatches), len(vr.OK), len(vr.Mismatches), len(vr.Unverified))
+	}
+
+	if o.DryRun {
+		n := 0
+		for _, t := range targets {
+			if set, known := t.Info.Immutable(); !known || set == o.Unlock {
+				n++
+				if o.Verbose {
+					fmt.Fprintf(out, "would %s %s\n", verb, t.Path())
+				}
+			}
+		}
+		fmt.Fprintf(out, "would %s %d of %d files in %d packages (dry run: nothing changed)\n", verb, n, len(targets), len(plan.Packages))
+		printSkips(out, plan, o.Verbose)
+		printProblems(o.Stderr, problems)
+		return exitFor(problems, mismatches)
+	}
+
+	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
+	problems = append(problems, sum.Errors...)
+	if o.Verbose {
+		for _, oc := range sum.Outcomes {
+			if oc.Changed {
+				fmt.Fprintf(out, "%sed %s\n", verb, oc.Target.Path())
+			}
+		}
+	}
+	// Record intent even when some files failed: the next run (or the
+	// hooks) retries them.
+	if o.Unlock {
+		sys.state.Unlock(names(pkgs), o.All)
+	} else {
+		sys.state.Lock(names(pkgs), o.All)
+	}
+	if err := sys.state.Save(g.Root); err != nil {
+		problems = append(problems, err)
+	}
+	if !o.Unlock {
+		// Packages dpkg has not configured yet are locked by the first
+		// relock that finds them configured.
+		var pending []string
+		for _, id := range plan.Pending {
+			pending = append(pending, strings.SplitN(id, ":", 2)[0])
+		}
+		if err := seal.AddPending(g.Root, pending); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if o.All && !o.Unlock {
+		// The baseline for noticing packages dpkg changes later without
+		// debseal seeing it (pkg/seal.System.End).
+		ss := &seal.System{Root: g.Root}
+		if err := ss.MarkSynced(); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if o.All && o.Unlock {
+		// Sealing is off: debseal's own locked files (manifests) too.
+		if err := seal.UnlockStateDir(g.Root); err != nil {
+			problems = append(problems, err)
+		}
+	}
+
+	fmt.Fprintf(out, "%sed %d files, %d already %sed, in %d packages\n", verb, sum.Changed, sum.Already, verb, len(plan.Packages))
+	for fs, ts := range sum.Unsupported {
+		fmt.Fprintf(out, "unsupported: %d files on %s (no inode flags there), e.g. %s\n", len(ts), fs, ts[0].Path())
+		if o.Verbose {
+			for _, t := range ts {
+				fmt.Fprintf(out, "unsupported %s (%s)\n", t.Path(), fs)
+			}
+		}
+	}
+	printSkips(out, plan, o.Verbose)
+	if len(excluded) > 0 {
+		fmt.Fprintf(out, "excluded by policy: %d packages (%s)\n", len(excluded), strings.Join(excluded, " "))
+	}
+	if len(plan.Pending) > 0 {
+		fmt.Fprintf(out, "not configured, locked after dpkg configures them: %s\n", strings.Join(plan.Pending, " "))
+	}
+	printProblems(o.Stderr, problems)
+	if len(mismatches) > 0 {
+		fmt.Fprintf(out, "%d files do not match their md5sums and were not locked (reinstall the package, or investigate)\n", len(mismatches))
+	}
+	return exitFor(problems, mismatches)
+}
+
+func exitFor(problems []error, mismatches []seal.Mismatch) error {
+	switch {
+	case len(problems) > 0:
+		return fmt.Errorf("%w (%d errors)", errPartial, len(problems))
+	case len(mismatches) > 0:
+		return fmt.Errorf("%w: %d files do not match their md5sums", errFindings, len(mismatches))
+	}
+	return nil
+}
+
+func printProblems(w io.Writer, problems []error) {
+	for _, p := range problems {
+		fmt.Fprintf(w, "debseal: error: %v\n", p)
+	}
+}
+
+// printSkips summarises the skipped paths by reason (one line), or lists
+// them all when verbose.
+func printSkips(w io.Writer, plan *seal.Plan, verbose bool) {
+	counts := map[seal.Reason]int{}
+	for _, s := range plan.Skips {
+		counts[s.Reason]++
+		if verbose {
+			detail := ""
+			if s.Detail != "" {
+				detail = " (" + s.Detail + ")"
+			}
+			fmt.Fprintf(w, "skipped %s: %s%s [%s]\n", s.Reason, s.Real, detail, s.Pkg)
+		}
+	}
+	var parts []string
+	for _, r := range seal.Reasons() {
+		if counts[r] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[r], r))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "skipped: %s\n", strings.Join(parts, ", "))
+	}
+}

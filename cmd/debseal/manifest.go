@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { register(manifestCommand) }
+
+type manifestOpts struct {
+	All       bool
+	Installed bool // never read a .deb's data member
+	Verbose   bool
+	Pkgs      []string
+	Stderr    io.Writer
+}
+
+func manifestCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "manifest",
+		Usage:     "record SHA-256 manifests of installed packages, for debseal audit",
+		ArgsUsage: "[--all | PKG[:ARCH]...]",
+		Description: "Writes ROOT/var/lib/debseal/manifests/NAME_ARCH.manifest (0600, immutable) for each package:\n" +
+			"from the .deb in apt's cache (ROOT/var/cache/apt/archives) when it is the installed version,\n" +
+			"\"apt-verified\" when its hash matches apt's package indices; otherwise from the installed\n" +
+			"files, each checked against the package's md5sums (a file that differs is left out and\n" +
+			"reported). The hooks record manifests by themselves after every dpkg run. See docs/audit.md.\n\n" + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
+			&cli.BoolFlag{Name: "from-installed", Usage: "take modes, owners and symlink targets from the installed files even when a .deb is at hand (faster; content is still checked against the .deb's md5sums)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "one line per package"},
+		},
+		Action: func(c *cli.Context) error {
+			o := manifestOpts{All: c.Bool("all"), Installed: c.Bool("from-installed"), Verbose: c.Bool("verbose"),
+				Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			return runManifest(c.Context, globalsFrom(c), o, c.App.Writer)
+		},
+	}
+}
+
+func runManifest(ctx context.Context, g globalOpts, o manifestOpts, out io.Writer) error {
+	sys, err := openSystem(g, true)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	sel, _, err := sys.selectPackages(o.Pkgs, o.All, false)
+	if err != nil {
+		return err
+	}
+	var pkgs []*dpkgdb.Package
+	for _, p := range sel {
+		if p.HasFiles() && p.State >= dpkgdb.StateUnpacked {
+			pkgs = append(pkgs, p)
+		} else if !o.All {
+			return fmt.Errorf("%s is not installed (%s)", p.ID(), p.State)
+		}
+	}
+	b := manifest.NewBuilder(g.Root, sys.db, sys.fs.Root)
+	defer b.Close()
+
+	type result struct {
+		m        *manifest.Manifest
+		problems []error
+		err      error
+	}
+	results := make([]result, len(pkgs))
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	prog := newProgress(o.Stderr, o.All)
+	prog.Start("recording manifests", len(pkgs))
+	for w := 0; w < max(2, runtime.GOMAXPROCS(0)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(pkgs) || ctx.Err() != nil {
+					return
+				}
+				r := &results[i]
+				r.m, r.problems, r.err = b.Build(ctx, pkgs[i], "", !o.Installed)
+				if r.err == nil {
+					r.err = b.Store.Save(r.m)
+				}
+				prog.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	prog.Done()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	var mismatches, problems int
+	for i, r := range results {
+		p := pkgs[i]
+		for _, pr := range r.problems {
+			var mm *manifest.Mismatch
+			if errors.As(pr, &mm) {
+				mismatches++
+				fmt.Fprintf(out, "MISMATCH %v\n", pr)
+				continue
+			}
+			problems++
+			fmt.Fprintf(o.Stderr, "debseal: warning: %s: %v\n", p.ID(), pr)
+		}
+		if r.err != nil {
+			problems++
+			fmt.Fprintf(o.Stderr, "debseal: error: %s: %v\n", p.ID(), r.err)
+			continue
+		}
+		key := string(r.m.Provenance) + " from " + string(r.m.Content)
+		counts[key]++
+		if o.Verbose {
+			fmt.Fprintf(out, "%s %s: %s, from the %s files (%d paths)\n", p.ID(), p.Version, r.m.Provenance, r.m.Content, len(r.m.Entries))
+		}
+	}
+	var parts []string
+	for k, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", n, k))
+	}
+	sort.Strings(parts)
+	fmt.Fprintf(out, "recorded %d manifests in %s: %s\n", len(pkgs)-countErrs(results, func(r result) bool { return r.err != nil }), b.Store.Dir, strings.Join(parts, ", "))
+	switch {
+	case problems > 0:
+		return fmt.Errorf("%w (%d problems)", errPartial, problems)
+	case mismatches > 0:
+		return fmt.Errorf("%w: %d installed files differ from their packages and were left out of the manifests", errFindings, mismatches)
+	}
+	return nil
+}
+
+func countErrs[T any](rs []T, bad func(T) bool) int {
+	n := 0
+	for _, r := range rs {
+		if bad(r) {
+			n++
+		}
+	}
+	return n
+}

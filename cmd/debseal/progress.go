@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/debseal/debseal/pkg/seal"
+	"golang.org/x/sys/unix"
+)
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// newProgress returns a progress line on w when it is a terminal and the
+// work is big enough to be worth one, and nothing otherwise.
+func newProgress(w io.Writer, enabled bool) seal.Progress {
+	if !enabled || !isTerminal(w) {
+		return seal.NoProgress
+	}
+	return &ttyProgress{w: w}
+}
+
+// ttyProgress draws "phase: done/total" on one line, at most ten times a
+// second, and erases it when done.
+type ttyProgress struct {
+	w     io.Writer
+	mu    sync.Mutex
+	phase string
+	total int
+	done  int
+	last  time.Time
+}
+
+func (p *ttyProgress) Start(phase string, total int) {
+	p.mu.Lock()
+	p.phase, p.total, p.done = phase, total, 0
+	p.mu.Unlock()
+}
+
+func (p *ttyProgress) Add(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	fmt.Fprintf(p.w, "\r\033[K%s: %d/%d files", p.phase, p.done, p.total)
+}
+
+func (p *ttyProgress) Done() {
+	p.mu.Lock()
+	fmt.Fprint(p.w, "\r\033[K")
+	p.mu.Unlock()
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/seal"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { register(statusCommand) }
+
+type statusOpts struct {
+	JSON bool
+	Pkgs []string
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show how many files of each package are locked",
+		ArgsUsage: "[PKG[:ARCH]...]",
+		Description: "For each package (all installed packages by default): the files debseal manages\n" +
+			"(regular files the policy locks), how many are locked and unlocked, how many are on\n" +
+			"filesystems without inode flags, and how many listed paths are skipped and why.\n" +
+			"With --json, one object as documented in docs/json.md (\"status\").\n\n" + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
+		},
+		Action: func(c *cli.Context) error {
+			return runStatus(c.Context, globalsFrom(c), statusOpts{JSON: c.Bool("json"), Pkgs: c.Args().Slice()}, c.App.Writer)
+		},
+	}
+}
+
+// pkgStatus is one package's line of the report (and its JSON object).
+type pkgStatus struct {
+	Package     string         `json:"package"`
+	State       string         `json:"state"`
+	Sealed      bool           `json:"sealed"`
+	Excluded    bool           `json:"excluded,omitempty"`
+	Files       int            `json:"files"`
+	Locked      int            `json:"locked"`
+	Unlocked    int            `json:"unlocked"`
+	Unsupported int            `json:"unsupported"`
+	Skipped     map[string]int `json:"skipped"`
+	Error       string         `json:"error,omitempty"`
+}
+
+type statusReport struct {
+	Sealed       sealedJSON    `json:"sealed"`
+	Mode         string        `json:"mode"` // the integration debseal setup installed, "" for none
+	Packages     []*pkgStatus  `json:"packages"`
+	Total        pkgStatus     `json:"total"`
+	Pending      []string      `json:"pending"`      // sealed, waiting for dpkg to configure them
+	Transactions []transaction `json:"transactions"` // unlocked now, by a running or interrupted dpkg/apt run
+}
+
+type transaction struct {
+	Journal  string `json:"journal"`
+	Via      string `json:"via"`
+	Pid      int    `json:"pid"`
+	Running  bool   `json:"running"`
+	Unlocked int    `json:"unlocked"`
+	Since    string `json:"since"`
+}
+
+type sealedJSON struct {
+	Mode     string   `json:"mode"` // all, packages, none
+	Except   []string `json:"except,omitempty"`
+	Packages []string `json:"packages,omitempty"`
+}
+
+func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) error {
+	sys, err := openSystem(g, false)
+	if err != nil {
+		return err
+	}
+	defer sys.Close()
+	var pkgs []*dpkgdb.Package
+	if len(o.Pkgs) == 0 {
+		for _, p := range sys.db.Packages {
+			if p.State >= dpkgdb.StateHalfInstalled {
+				pkgs = append(pkgs, p)
+			}
+		}
+	} else if pkgs, _, err = sys.selectPackages(o.Pkgs, false, false); err != nil {
+		return err
+	}
+	plan, err := sys.planner.Plan(ctx, pkgs)
+	if err != nil {
+		return err
+	}
+	flags := seal.Inspect(ctx, sys.fs, plan.Targets, 0)
+
+	rep := statusReport{Total: pkgStatus{Package: "TOTAL", Skipped: map[string]int{}}}
+	byID := map[string]*pkgStatus{}
+	for _, p := range pkgs {
+		ps := &pkgStatus{Package: p.ID(), State: p.State.String(), Sealed: sys.state.Sealed(p.Name),
+			Excluded: sys.pol.PackageExcluded(p.Name), Skipped: map[string]int{}}
+		if err := plan.Packages[p.ID()]; err != nil {
+			ps.Error = err.Error()
+		}
+		byID[p.ID()] = ps
+		rep.Packages = append(rep.Packages, ps)
+	}
+	var problems []error
+	for i, t := range plan.Targets {
+		fl := flags[i]
+		if fl.Err != nil {
+			problems = append(problems, fl.Err)
+		}
+		seen := map[string]bool{}
+		for _, ow := range t.Owners {
+			ps := byID[ow.Pkg]
+			if ps == nil || seen[ow.Pkg] {
+				continue
+			}
+			seen[ow.Pkg] = true
+			ps.Files++
+			switch {
+			case fl.Unsupported != "":
+				ps.Unsupported++
+			case fl.Locked:
+				ps.Locked++
+			default:
+				ps.Unlocked++
+			}
+		}
+		rep.Total.Files++
+		switch {
+		case fl.Unsupported != "":
+			rep.Total.Unsupported++
+		case fl.Locked:
+			rep.Total.Locked++
+		default:
+			rep.Total.Unlocked++
+		}
+	}
+	for _, s := range plan.Skips {
+		if ps := byID[s.Pkg]; ps != nil {
+			ps.Skipped[s.Reason.String()]++
+			rep.Total.Skipped[s.Reason.String()]++
+		}
+	}
+	rep.Sealed = sealedOf(sys.state)
+	if rep.Mode, err = installedMode(g.Root); err != nil {
+		return err
+	}
+	if rep.Pending, err = seal.Pending(g.Root); err != nil {
+		return err
+	}
+	js, jerrs := seal.Journals(g.Root)
+	problems = append(problems, jerrs...)
+	for _, j := range js {
+		rep.Transactions = append(rep.Transactions, transaction{Journal: j.Path(), Via: j.Owner.Via, Pid: j.Owner.Pid,
+			Running: alive(j.Owner), Unlocked: len(j.Unlocked), Since: j.Created.Format(time.RFC3339)})
+	}
+	if o.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printStatus(out, rep)
+	}
+	printProblems(out, problems)
+	if len(problems) > 0 {
+		return fmt.Errorf("%w (%d files could not be examined)", errPartial, len(problems))
+	}
+	return nil
+}
+
+func sealedOf(s *seal.State) sealedJSON {
+	switch {
+	case s.All:
+		var ex []string
+		for n := range s.Except {
+			ex = append(ex, n)
+		}
+		sort.Strings(ex)
+		return sealedJSON{Mode: "all", Except: ex}
+	case len(s.Pkgs) > 0:
+		var ps []string
+		for n := range s.Pkgs {
+			ps = append(ps, n)
+		}
+		sort.Strings(ps)
+		return sealedJSON{Mode: "packages", Packages: ps}
+	}
+	return sealedJSON{Mode: "none"}
+}
+
+func skippedSum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func printStatus(w io.Writer, rep statusReport) {
+	width := len("PACKAGE")
+	for _, p := range rep.Packages {
+		width = max(width, len(p.Package))
+	}
+	line := func(p *pkgStatus, mark string) {
+		fmt.Fprintf(w, "%-*s %-6s %7d %7d %9d %11d %8d\n", width, p.Package, mark, p.Files, p.Locked, p.Unlocked, p.Unsupported, skippedSum(p.Skipped))
+	}
+	fmt.Fprintf(w, "%-*s %-6s %7s %7s %9s %11s %8s\n", width, "PACKAGE", "SEALED", "FILES", "LOCKED", "UNLOCKED", "UNSUPPORTED", "SKIPPED")
+	for _, p := range rep.Packages {
+		mark := map[bool]string{true: "yes", false: "no"}[p.Sealed]
+		switch {
+		case p.Error != "":
+			mark = "ERROR"
+		case p.Excluded:
+			mark = "excl"
+		case p.State != "installed" && p.State != "triggers-pending" && p.State != "triggers-awaited":
+			mark = "(" + p.State + ")"
+		}
+		line(p, mark)
+	}
+	line(&rep.Total, "")
+	switch rep.Sealed.Mode {
+	case "all":
+		fmt.Fprint(w, "sealed: all packages")
+		if len(rep.Sealed.Except) > 0 {
+			fmt.Fprintf(w, " except %v", rep.Sealed.Except)
+		}
+		fmt.Fprintln(w)
+	case "packages":
+		fmt.Fprintf(w, "sealed: %d packages\n", len(rep.Sealed.Packages))
+	default:
+		fmt.Fprintln(w, "sealed: nothing (debseal lock --all to seal the system)")
+	}
+	if rep.Mode == "" {
+		fmt.Fprintln(w, "integration: none (debseal setup, or dpkg fails on locked files)")
+	} else {
+		fmt.Fprintf(w, "integration: %s\n", rep.Mode)
+	}
+	if len(rep.Pending) > 0 {
+		fmt.Fprintf(w, "waiting for dpkg to configure them, then locked: %v\n", rep.Pending)
+	}
+	for _, tr := range rep.Transactions {
+		state := "interrupted: run debseal recover"
+		if tr.Running {
+			state = "running"
+		}
+		fmt.Fprintf(w, "transaction of %s (pid %d) since %s: %d files unlocked, %s\n", tr.Via, tr.Pid, tr.Since, tr.Unlocked, state)
+	}
+	for _, p := range rep.Packages {
+		if p.Error != "" {
+			fmt.Fprintf(w, "error: %s: %s\n", p.Package, p.Error)
+		}
+	}
+}

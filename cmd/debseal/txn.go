@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/debseal/debseal/dpkghook"
+	"github.com/debseal/debseal/pkg/deb"
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/policy"
+	"github.com/debseal/debseal/pkg/seal"
+)
+
+// openSeal opens the root as a seal.System, for the commands that run
+// transactions (hooks, wrapper, recover, setup).
+func openSeal(g globalOpts, mutating bool) (*seal.System, func(), error) {
+	if mutating {
+		if err := checkHostRoot(g.Root); err != nil {
+			return nil, nil, err
+		}
+	}
+	pol, err := policy.Load(g.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := dpkgdb.Open(g.Admindir)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := seal.LoadState(g.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	fs, err := seal.OpenRootFS(g.Root)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &seal.System{Root: g.Root, Admindir: g.Admindir, Config: g.Config, FS: fs, DB: db, Policy: pol,
+		State: st, ReadDeb: readDeb, Alive: alive}
+	// After every dpkg run End records manifests of what it relocked, from
+	// the database as End reread it (diversions may have changed).
+	s.Record = func(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef) error {
+		b := manifest.NewBuilder(g.Root, s.DB, fs.Root)
+		defer b.Close()
+		return b.Record(ctx, pkgs, debs)
+	}
+	return s, func() { fs.Close() }, nil
+}
+
+// readDeb reads an archive's control member for a transaction plan.
+func readDeb(path string) (*seal.DebInfo, error) {
+	info, err := deb.ReadInfoFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d := &seal.DebInfo{Path: path, Package: info.Package, Version: info.Version, Arch: info.Architecture,
+		MultiArch: info.MultiArch, Scripts: info.Scripts, Triggers: info.Triggers, MD5: map[string][16]byte{}}
+	for _, f := range []struct {
+		dst  *string
+		name string
+	}{{&d.Replaces, "Replaces"}, {&d.Conflicts, "Conflicts"}, {&d.Breaks, "Breaks"}, {&d.Provides, "Provides"}} {
+		*f.dst = info.Control.Value(f.name)
+	}
+	for _, s := range info.MD5Sums {
+		d.Paths = append(d.Paths, s.Path)
+		d.MD5[s.Path] = s.MD5
+	}
+	if info.MD5Sums == nil {
+		// No md5sums member (dpkg generates one at unpack): the only way
+		// to know which files the archive will write is its data member.
+		// Rare, and slower, but a locked file it overwrites must be
+		// unlocked first.
+		d.MD5 = nil
+		err := deb.WalkDataFile(path, deb.Options{}, func(e *deb.Entry) error {
+			if e.Type == deb.TypeFile || e.Type == deb.TypeHardlink {
+				d.Paths = append(d.Paths, e.Path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range info.Conffiles {
+		d.Paths = append(d.Paths, c.Path)
+	}
+	return d, nil
+}
+
+func alive(p seal.Process) bool {
+	return dpkghook.Alive("/proc", dpkghook.ProcID{Pid: p.Pid, StartTime: p.StartTime})
+}
+
+// self identifies this process.
+func self(via string) (seal.Process, error) {
+	p, err := dpkghook.ReadProc("/proc", os.Getpid())
+	if err != nil {
+		return seal.Process{}, err
+	}
+	return seal.Process{Pid: p.Pid, StartTime: p.StartTime, Comm: p.Comm, Via: via}, nil
+}
+
+func processOf(p *dpkghook.Proc, via string) seal.Process {
+	return seal.Process{Pid: p.Pid, StartTime: p.StartTime, Comm: p.Comm, Via: via}
+}
+
+// eventLog appends one line per event to ROOT/var/log/debseal.log and
+// copies warnings to stderr.
+type eventLog struct {
+	path   string
+	via    string
+	stderr io.Writer
+}
+
+func newEventLog(root, via string, stderr io.Writer) *eventLog {
+	return &eventLog{path: filepath.Join(root, "var/log/debseal.log"), via: via, stderr: stderr}
+}
+
+// timing logs how long debseal itself took in this invocation (for the
+// per-transaction cost; the wrapper subtracts the time dpkg ran).
+func (l *eventLog) timing(what string, dpkgTime time.Duration) {
+	l.Infof("%s: debseal took %.1f ms", what, float64(time.Since(processStart)-dpkgTime)/1e6)
+}
+
+func (l *eventLog) write(level, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	line := fmt.Sprintf("%s debseal[%d] %s %s: %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), l.via, level, msg)
+	if f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err == nil {
+		f.WriteString(line)
+		f.Close()
+	}
+	if level != "info" && l.stderr != nil {
+		fmt.Fprintf(l.stderr, "debseal: %s: %s\n", level, msg)
+	}
+}
+
+func (l *eventLog) Infof(format string, args ...any)  { l.write("info", format, args...) }
+func (l *eventLog) Warnf(format string, args ...any)  { l.write("warning", format, args...) }
+func (l *eventLog) Errorf(format string, args ...any) { l.write("error", format, args...) }
+
+// logBegin records what Begin did.
+func (l *eventLog) begin(rep *seal.BeginReport, what string) {
+	switch {
+	case rep == nil:
+	case rep.Skipped != "":
+	case rep.All:
+		l.Warnf("%s: unlocked everything sealed (%d files in %d packages): %s", what, rep.Unlocked, rep.Packages, rep.Reason)
+	default:
+		l.Infof("%s: unlocked %d files of %d packages%s", what, rep.Unlocked, rep.Packages, nameList(rep.Names))
+	}
+}
+
+// nameList renders package names for a log line, at most 12 of them.
+func nameList(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	if len(names) > 12 {
+		return fmt.Sprintf(" (%s and %d more)", strings.Join(names[:12], " "), len(names)-12)
+	}
+	return " (" + strings.Join(names, " ") + ")"
+}
+
+// logEnd records what End did and warns about what needs attention.
+func (l *eventLog) end(rep *seal.EndReport, what string) {
+	if rep == nil {
+		return
+	}
+	verb := "relocked"
+	if rep.Recovered {
+		verb = "recovered: relocked"
+	}
+	l.Infof("%s: %s %d files (%d already locked) in %d packages%s", what, verb, rep.Locked, rep.Already, len(rep.Packages), nameList(rep.Packages))
+	if len(rep.Pending) > 0 {
+		l.Infof("%s: not configured yet, locked after configuration: %s", what, strings.Join(rep.Pending, " "))
+	}
+	for _, m := range rep.Mismatches {
+		l.Warnf("%s: %s changed after dpkg wrote it; left unlocked (run debseal audit)", what, m)
+	}
+	for _, o := range rep.Orphans {
+		real := o.Path
+		if o.Real != "" {
+			real = o.Real
+		}
+		l.Warnf("%s: orphan: %s was in %s and no package owns it now", what, real, o.Pkg)
+	}
+	for _, e := range rep.Errors {
+		l.Errorf("%s: %v", what, e)
+	}
+}
+
+// recoverStale ends the transactions of dead processes before a new one
+// starts, so a crash never leaves files unlocked beyond the next run. It
+// reports whether it ended any (the system was then reloaded).
+func recoverStale(ctx context.Context, s *seal.System, log *eventLog) bool {
+	reps, errs := s.Recover(ctx, false)
+	ended := false
+	for _, r := range reps {
+		if r.End != nil {
+			ended = true
+			log.end(r.End, fmt.Sprintf("recovery of %s (process %d, dead)", r.Journal.Owner.Via, r.Journal.Owner.Pid))
+		}
+	}
+	for _, e := range errs {
+		log.Errorf("recovery: %v", e)
+	}
+	return ended
+}
+
+// nothingSealed reports, without reading dpkg's database, that debseal has
+// nothing to do on root: nothing sealed, no transaction left to recover.
+// Hooks then return at once (a hook runs for every dpkg run).
+func nothingSealed(root string) bool {
+	st, err := seal.LoadState(root)
+	if err != nil || st.Any() {
+		return false
+	}
+	js, errs := seal.Journals(root)
+	return len(js) == 0 && len(errs) == 0
+}
