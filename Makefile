@@ -3,15 +3,18 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The binary never renders its own man page (scripts/mkman does).
 TAGS     := urfave_cli_no_docs
 BIN      := bin/debseal
+# Debian version of make deb: grows with every commit.
+DEB_VERSION ?= 0.1.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)
 # Fuzz time per target: none locally by default (the seed corpora still run
 # as unit tests), a bounded run under CI, long runs with make fuzz.
 FUZZTIME ?= $(if $(filter true,$(CI)),20s,)
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test lint demo fuzz clean
+.PHONY: all build test lint demo fuzz deb clean
 
 all: build
 
@@ -34,6 +37,10 @@ demo: build
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-5m} FUZZMINIMIZE=$${FUZZMINIMIZE:-30s} scripts/fuzz.sh
+
+# debseal_<version>_<arch>.deb in dist/, from the static binary.
+deb: build
+	scripts/mkdeb.sh $(BIN) $(DEB_VERSION) dist
 
 clean:
 	rm -rf bin

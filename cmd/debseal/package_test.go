@@ -1,0 +1,236 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/debseal/debseal/pkg/testutil"
+)
+
+// buildDeb builds debseal's package at version from the test binary.
+func buildDeb(t *testing.T, version, out string) string {
+	t.Helper()
+	testutil.RequireCommand(t, "dpkg-deb")
+	cmd := exec.Command(filepath.Join(testutil.RepoRoot(t), "scripts", "mkdeb.sh"), testutil.Binary(t), version, out)
+	cmd.Dir = testutil.RepoRoot(t)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mkdeb.sh: %v\n%s", err, b)
+	}
+	return strings.TrimSpace(string(b[strings.LastIndexByte(strings.TrimSpace(string(b)), '\n')+1:]))
+}
+
+// TestDebianPackage installs debseal's own .deb with apt in a chroot,
+// turns locking on with the documented switch, runs the integration
+// scenario, upgrades debseal to a newer build while its own files are
+// locked, removes the binary by hand, checks the units, and purges it.
+func TestDebianPackage(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireCommand(t, "debootstrap", "lsattr", "chroot")
+	dist := t.TempDir()
+	v1 := buildDeb(t, "0.1.9000", dist)
+	v2 := buildDeb(t, "0.1.9001", dist)
+
+	c := e2eChroot(t)
+	os.Remove(c.Path("/usr/sbin/debseal")) // the package installs it
+	for _, d := range []string{v1, v2} {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(c.Path("/root/"+filepath.Base(d)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step := func(name string, args ...string) string {
+		t.Helper()
+		out, code := c.WithCache(t, nil, args...)
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s", name, code, out)
+		}
+		return out
+	}
+
+	step("install the package", "apt-get", "-q", "-y", "install", "/root/"+filepath.Base(v1))
+	if _, err := os.Stat(c.Path("/etc/dpkg/dpkg.cfg.d/debseal")); err != nil {
+		t.Fatalf("postinst did not set up the dpkg hooks: %v", err)
+	}
+	if got := immutableFiles(t, c.Dir); len(got) != 0 {
+		t.Errorf("files locked without opting in: %v", got[:min(5, len(got))])
+	}
+
+	// Opt in, as documented: SEAL_ON_INSTALL=yes, then reconfigure.
+	def, err := os.ReadFile(c.Path("/etc/default/debseal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def = regexp.MustCompile(`(?m)^SEAL_ON_INSTALL=no$`).ReplaceAll(def, []byte("SEAL_ON_INSTALL=yes"))
+	if err := os.WriteFile(c.Path("/etc/default/debseal"), def, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step("dpkg-reconfigure", "dpkg-reconfigure", "debseal")
+	checkChroot(t, c, "after opting in", listedPaths(t, c))
+	if !testutil.IsImmutable(t, c.Path("/usr/sbin/debseal")) {
+		t.Error("debseal's own binary is not locked")
+	}
+
+	for _, st := range e2eSteps("dpkg-hooks") {
+		before := listedPaths(t, c)
+		if out, code := runStep(t, c, st); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", st.name, code, out)
+		}
+		checkChroot(t, c, st.name, before)
+	}
+
+	// Upgrade debseal itself while its files are locked.
+	before := listedPaths(t, c)
+	step("upgrade debseal", "apt-get", "-q", "-y", "install", "/root/"+filepath.Base(v2))
+	if v := testutil.ChrootTool(c.Dir)(t, "dpkg-query", "-W", "-f=${Version}", "debseal"); v != "0.1.9001" {
+		t.Errorf("after the upgrade debseal is %s", v)
+	}
+	checkChroot(t, c, "after upgrading debseal", before)
+
+	// The units are valid.
+	step("install systemd", "apt-get", "-q", "-y", "install", "--no-install-recommends", "systemd")
+	out, code := c.Run(t, nil, "systemd-analyze", "verify",
+		"/usr/lib/systemd/system/debseal-recover.service",
+		"/usr/lib/systemd/system/debseal-audit.service",
+		"/usr/lib/systemd/system/debseal-audit.timer")
+	if code != 0 {
+		t.Errorf("systemd-analyze verify: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "debseal") {
+		t.Errorf("systemd-analyze verify complains about debseal's units:\n%s", out)
+	}
+
+	// The binary removed by hand while the hook configuration stays: dpkg
+	// and apt still work (new packages install; locked ones stay locked).
+	if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err == nil {
+		t.Error("the locked binary could be moved")
+	}
+	if out, code := c.Run(t, nil, "debseal", "unlock", "debseal"); code != 0 {
+		t.Fatalf("unlock debseal: %d %s", code, out)
+	}
+	if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := c.Run(t, nil, "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb"); code != 0 {
+		t.Errorf("dpkg without the debseal binary: exit %d\n%s", code, out)
+	}
+	if out, code := c.Apt(t, nil, "install", "sl"); code != 0 {
+		t.Errorf("apt without the debseal binary: exit %d\n%s", code, out)
+	}
+	if err := os.Rename(c.Path("/root/debseal.moved"), c.Path("/usr/sbin/debseal")); err != nil {
+		t.Fatal(err)
+	}
+	c.MustRun(t, "debseal", "lock", "--all")
+
+	// Purge: exit 0, nothing left immutable, no state, dpkg and apt work.
+	step("purge debseal", "apt-get", "-q", "-y", "purge", "debseal")
+	if got := immutableFiles(t, c.Dir); len(got) != 0 {
+		sort.Strings(got)
+		t.Errorf("immutable after purge: %d files, e.g. %v", len(got), got[:min(10, len(got))])
+	}
+	for _, p := range []string{"/var/lib/debseal", "/etc/dpkg/dpkg.cfg.d/debseal", "/usr/sbin/debseal", "/etc/debseal"} {
+		if _, err := os.Lstat(c.Path(p)); err == nil {
+			t.Errorf("%s left after purge", p)
+		}
+	}
+	step("apt after purge", "apt-get", "-q", "-y", "install", "--reinstall", "coreutils", "sl")
+	step("dpkg after purge", "dpkg", "-r", "dstest-multi")
+}
+
+// TestManPageListsEveryCommand renders the man page with man -l and checks
+// that it describes every command debseal --help lists.
+func TestManPageListsEveryCommand(t *testing.T) {
+	testutil.RequireCommand(t, "man", "go")
+	root := testutil.RepoRoot(t)
+	page := filepath.Join(t.TempDir(), "debseal.8")
+	cmd := exec.Command("go", "run", "./scripts/mkman", "docs/debseal.8.md")
+	cmd.Dir = root
+	roff, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mkman: %v", err)
+	}
+	if err := os.WriteFile(page, roff, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	render := exec.Command("man", "-l", page)
+	render.Env = append(os.Environ(), "MANWIDTH=100", "MANPAGER=cat", "PAGER=cat")
+	var stderr strings.Builder
+	render.Stderr = &stderr
+	text, err := render.Output()
+	if err != nil || stderr.Len() > 0 {
+		t.Fatalf("man -l: %v\n%s", err, stderr.String())
+	}
+	commands := regexp.MustCompile(`(?m)^COMMANDS\n((?:.*\n)*?)[A-Z]`).FindSubmatch(text)
+	if commands == nil {
+		t.Fatalf("no COMMANDS section in:\n%s", text)
+	}
+	for _, c := range newApp(nil, nil).Commands {
+		if c.Hidden {
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(c.Name) + `\b`).Match(commands[1]) {
+			t.Errorf("debseal --help lists %q, the man page's COMMANDS section does not", c.Name)
+		}
+	}
+	for _, want := range []string{"EXIT STATUS", "FILES", "THREAT MODEL", "MODES", "CAP_LINUX_IMMUTABLE"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the man page lacks %s", want)
+		}
+	}
+}
+
+// TestBashCompletion runs the shipped completion in bash and checks it
+// offers every command and every option of each command.
+func TestBashCompletion(t *testing.T) {
+	const lib = "/usr/share/bash-completion/bash_completion"
+	if _, err := os.Stat(lib); err != nil {
+		testutil.Skip(t, "needs bash-completion (apt-get install bash-completion)")
+	}
+	script := filepath.Join(testutil.RepoRoot(t), "packaging", "bash-completion")
+	complete := func(words ...string) []string {
+		t.Helper()
+		sh := ". " + lib + "; . " + script + `; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _debseal; printf '%s\n' "${COMPREPLY[@]}"`
+		out, err := exec.Command("bash", append([]string{"-c", sh, "bash"}, words...)...).Output()
+		if err != nil {
+			t.Fatalf("completion of %v: %v", words, err)
+		}
+		return strings.Fields(string(out))
+	}
+	has := func(list []string, s string) bool {
+		for _, x := range list {
+			if x == s {
+				return true
+			}
+		}
+		return false
+	}
+	cmds := complete("debseal", "")
+	for _, c := range newApp(nil, nil).Commands {
+		if c.Hidden {
+			continue
+		}
+		if !has(cmds, c.Name) {
+			t.Errorf("completion does not offer command %q", c.Name)
+		}
+		opts := complete("debseal", c.Name, "--")
+		for _, f := range c.Flags {
+			if !has(opts, "--"+f.Names()[0]) {
+				t.Errorf("completion of %s does not offer --%s", c.Name, f.Names()[0])
+			}
+		}
+	}
+	if got := complete("debseal", "setup", "--mode", ""); !has(got, "divert") || !has(got, "dpkg-hooks") {
+		t.Errorf("modes: %v", got)
+	}
+	if got := complete("debseal", "lock", "coreut"); !has(got, "coreutils") {
+		t.Errorf("package names: %v", got)
+	}
+}
