@@ -14,7 +14,7 @@ FUZZTIME ?= $(if $(filter true,$(CI)),20s,)
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test lint demo fuzz deb clean
+.PHONY: all build test lint demo bench fuzz deb clean
 
 all: build
 
@@ -34,6 +34,9 @@ lint:
 
 demo: build
 	scripts/demo.sh $(abspath $(BIN))
+
+bench: build
+	scripts/bench.sh $(abspath $(BIN))
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-5m} FUZZMINIMIZE=$${FUZZMINIMIZE:-30s} scripts/fuzz.sh

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# What debseal costs apt, per integration mode, in a debootstrap chroot:
+#  - debseal's own time within one transaction, summed over every hook or
+#    wrapper invocation of "apt-get install hello" (each logs how long it
+#    took, excluding dpkg), against the project goal of 50 ms;
+#  - the wall time of a whole scenario (installs with triggers and
+#    conffiles, an Essential reinstall, remove, purge) with debseal and
+#    without it, goal <= 1.10x.
+# Packages come from the shared apt cache (downloaded once); man-db is
+# installed before timing so hello's install fires its trigger.
+set -euo pipefail
+bin=$1
+runs=${BENCH_RUNS:-1}
+work=$(mktemp -d /tmp/debseal-bench-apt.XXXXXX)
+cache=${DEBSEAL_CACHE:-/var/tmp/debseal-cache}/archives
+mkdir -p "$cache"
+chroots=()
+cleanup() {
+	for c in "${chroots[@]}"; do
+		umount "$c/dev/pts" 2>/dev/null || true
+		umount "$c/proc" 2>/dev/null || true
+	done
+	chattr -R -i "$work" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+in_chroot() { chroot "$1" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive HOME=/root "${@:2}"; }
+apt_in() {
+	local c=$1
+	shift
+	cp -ln "$cache"/*.deb "$c/var/cache/apt/archives/" 2>/dev/null || true
+	if ! in_chroot "$c" apt-get -q -y -o APT::Keep-Downloaded-Packages=true "$@" >>"$work/apt.log" 2>&1; then
+		echo "bench apt: apt-get $* failed in $c:" >&2
+		tail -n 30 "$work/apt.log" >&2
+		return 1
+	fi
+	cp -ln "$c"/var/cache/apt/archives/*.deb "$cache/" 2>/dev/null || true
+}
+
+# prepare DIR MODE: a fresh chroot with man-db, and debseal set up and
+# locking everything unless MODE is "none".
+prepare() {
+	local c=$1 mode=$2
+	scripts/chroot.sh extract "$c"
+	chroots+=("$c")
+	cp /etc/resolv.conf "$c/etc/resolv.conf"
+	mount -t proc proc "$c/proc"
+	mount -t devpts -o newinstance,ptmxmode=0666 devpts "$c/dev/pts"
+	rm -f "$c/dev/ptmx" && ln -s pts/ptmx "$c/dev/ptmx"
+	printf '#!/bin/sh\nexit 101\n' >"$c/usr/sbin/policy-rc.d" && chmod 755 "$c/usr/sbin/policy-rc.d"
+	apt_in "$c" update
+	apt_in "$c" install man-db
+	apt_in "$c" install --download-only nano hello
+	if [ "$mode" != none ]; then
+		cp "$bin" "$c/usr/sbin/debseal"
+		in_chroot "$c" debseal setup --mode "$mode" >/dev/null
+		in_chroot "$c" debseal lock --all >/dev/null
+	fi
+}
+
+scenario() {
+	local c=$1
+	apt_in "$c" install nano hello
+	apt_in "$c" install --reinstall coreutils
+	apt_in "$c" remove hello
+	apt_in "$c" purge nano
+}
+
+now() { date +%s.%N; }
+
+# Process start-up before main (Go runtime, package initialisers), which
+# debseal's own timer cannot see.
+startup=$(hyperfine -N --warmup 5 --runs 40 --export-json "$work/startup.json" "$bin --version" >/dev/null 2>&1 &&
+	sed -n 's/.*"median": \([0-9.e-]*\).*/\1/p' "$work/startup.json" | head -n1 | awk '{printf "%.1f", $1 * 1000}')
+echo "debseal process start-up (debseal --version, median): $startup ms"
+printf '| %-10s | %14s | %16s | %28s |\n' mode "scenario wall" "vs no debseal" "debseal in 'install hello'"
+printf '|%s|%s|%s|%s|\n' "------------" "----------------" "------------------" "------------------------------"
+base=""
+for mode in none dpkg-hooks apt-hooks wrapper divert; do
+	walls=()
+	own=""
+	for r in $(seq "$runs"); do
+		c=$work/$mode-$r
+		prepare "$c" "$mode"
+		t0=$(now)
+		scenario "$c"
+		t1=$(now)
+		walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+		# debseal's own time in one transaction, apt-get install hello:
+		# what each invocation logs (from main's start to its exit, dpkg's
+		# time excluded), plus the process start-up before main, measured
+		# apart, times the number of debseal processes (counted with
+		# strace in a second, identical transaction).
+		log=$c/var/log/debseal.log
+		before=$( [ -f "$log" ] && wc -l <"$log" || echo 0)
+		apt_in "$c" install hello
+		if [ "$mode" != none ]; then
+			inside=$(tail -n +"$((before + 1))" "$log" | sed -n 's/.*debseal took \([0-9.]*\) ms.*/\1/p' |
+				awk '{s += $1} END {printf "%.1f", s}')
+			apt_in "$c" remove hello
+			cp -ln "$cache"/*.deb "$c/var/cache/apt/archives/" 2>/dev/null || true
+			strace -f -qq -e trace=execve -o "$work/strace.$mode" \
+				chroot "$c" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+				apt-get -q -y install hello >/dev/null 2>&1
+			case $mode in
+			wrapper) exe=/usr/lib/debseal/dpkg ;; # apt's Dir::Bin::dpkg
+			divert) exe=/usr/bin/dpkg ;;          # debseal's copy; the real one is dpkg.distrib
+			*) exe=/usr/sbin/debseal ;;
+			esac
+			procs=$(grep -cE "execve\(\"$exe\".*= 0\$" "$work/strace.$mode" || true)
+			own=$(awk -v i="$inside" -v n="$procs" -v s="$startup" 'BEGIN {printf "%.0f ms (%.0f + %d starts x %.1f)", i + n * s, i, n, s}')
+		fi
+		umount "$c/dev/pts" "$c/proc"
+	done
+	wall=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	if [ "$mode" = none ]; then
+		base=$wall
+		ratio="-"
+		own="-"
+	else
+		ratio=$(awk -v a="$wall" -v b="$base" 'BEGIN {printf "%.3fx", a / b}')
+	fi
+	printf '| %-10s | %12.1f s | %16s | %28s |\n' "$mode" "$wall" "$ratio" "$own"
+done
