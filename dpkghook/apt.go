@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -152,13 +153,16 @@ func dash(s string) string {
 }
 
 func parseAptLine(line string, version int) (AptLine, error) {
-	f := strings.Fields(line)
+	// apt writes the fields with single spaces and the archive path last,
+	// as it is: a path with spaces (apt-get install "./my pkg.deb") is
+	// still one field. Versions, architectures and names have no spaces.
 	want := 5
 	if version == 3 {
 		want = 9
 	}
-	if len(f) != want {
-		return AptLine{}, fmt.Errorf("%d fields, want %d for VERSION %d: %q", len(f), want, version, line)
+	f := strings.SplitN(line, " ", want)
+	if len(f) != want || slices.Contains(f[:want-1], "") || f[want-1] == "" {
+		return AptLine{}, fmt.Errorf("%d fields, want %d for VERSION %d: %q", len(strings.Fields(line)), want, version, line)
 	}
 	var l AptLine
 	l.Package = f[0]

@@ -253,10 +253,45 @@ func TestParseAptErrors(t *testing.T) {
 		"VERSION 3\n\nhello - - none ? 1 amd64 none **CONFIGURE**\n",
 		"VERSION 3\n\nhello - - none < 1 amd64 none relative.deb\n",
 		"VERSION 2\n\nhello - < 1 amd64 none **CONFIGURE**\n",
+		"VERSION 3\n\nhello  - - none < 1 amd64 none **CONFIGURE**\n",
 	} {
 		if _, err := ParseApt(strings.NewReader(in)); !errors.Is(err, ErrAptSyntax) {
 			t.Errorf("ParseApt(%q) error = %v, want ErrAptSyntax", in, err)
 		}
+	}
+}
+
+// An archive path with spaces is still one field: apt writes it last, as
+// it is (apt-get install "./my pkg.deb"). Getting this wrong would abort
+// apt in the Pre-Install-Pkgs hook.
+func TestParseAptPathWithSpaces(t *testing.T) {
+	in := "VERSION 3\nA=b\n\nmy-pkg - - none < 1.0 all none /root/my debs/my pkg_1.0_all.deb\n"
+	info, err := ParseApt(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Lines) != 1 || info.Lines[0].Deb != "/root/my debs/my pkg_1.0_all.deb" || info.Lines[0].NewVersion != "1.0" {
+		t.Fatalf("ParseApt(%q) = %+v", in, info.Lines)
+	}
+	if r := info.Request(); len(r.Debs) != 1 || r.Debs[0] != info.Lines[0].Deb {
+		t.Errorf("Request().Debs = %q", r.Debs)
+	}
+}
+
+// **ERROR** means apt will give dpkg an archive by a path debseal cannot
+// resolve: the request must say it cannot tell what the run touches, so
+// Begin unlocks everything sealed instead of leaving files locked.
+func TestAptErrorLineIsUnknown(t *testing.T) {
+	info, err := ParseApt(strings.NewReader(aptV3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := info.Request(); !strings.Contains(r.Unknown, "odd:amd64") {
+		t.Errorf("Request().Unknown = %q, want a reason naming odd:amd64", r.Unknown)
+	}
+	info.Lines = info.Lines[:len(info.Lines)-1]
+	if r := info.Request(); r.Unknown != "" {
+		t.Errorf("without the **ERROR** line, Request().Unknown = %q", r.Unknown)
 	}
 }
 

@@ -1,6 +1,7 @@
 package dpkghook
 
 import (
+	"fmt"
 	"path/filepath"
 
 	"github.com/debseal/debseal/pkg/seal"
@@ -62,6 +63,10 @@ func (info *AptInfo) Request() seal.Request {
 			r.Configure = append(r.Configure, l.Spec())
 		case AptRemove:
 			r.Remove = append(r.Remove, l.Spec())
+		case AptError:
+			// apt will still hand dpkg an archive, by a relative path
+			// debseal cannot resolve: what it replaces is unknown.
+			r.Unknown = fmt.Sprintf("apt gave no absolute archive path for %s", l.Spec())
 		}
 	}
 	// apt finishes with "dpkg --configure --pending", which also
