@@ -329,6 +329,51 @@ func (inv *Invocation) apply(name, value string, o option) error {
 	return nil
 }
 
+// Salvage reads what it can from a command line Parse rejected: the first
+// action that changes package files, wherever it appears, and the root and
+// admindir options. It exists so that a dpkg newer than this parser (an
+// option debseal does not know) or a command line dpkg will reject anyway
+// never makes the wrapper run dpkg against locked files: when Salvage
+// finds a file action, the caller must unlock as if it could not tell what
+// dpkg will touch. The result has no Args.
+func Salvage(args []string) *Invocation {
+	inv := &Invocation{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "--") {
+			name, value, hasValue := strings.Cut(a[2:], "=")
+			switch name {
+			case "root", "instdir", "admindir":
+				if !hasValue && i+1 < len(args) {
+					i++
+					value = args[i]
+				}
+				inv.apply(name, value, dpkgOptions[name])
+				continue
+			}
+			if o, ok := dpkgOptions[name]; ok && o.action && o.kind == Files && inv.Action == "" {
+				inv.Action = name
+			}
+			continue
+		}
+		if len(a) > 1 && a[0] == '-' && inv.Action == "" {
+			// A cluster: any of -i, -r, -P may be the action; -D's
+			// value may hide letters, so this errs on the side of
+			// unlocking.
+			for j := 1; j < len(a); j++ {
+				if name, ok := shortOptions[a[j]]; ok && dpkgOptions[name].kind == Files && dpkgOptions[name].action {
+					inv.Action = name
+					break
+				}
+			}
+		}
+	}
+	return inv
+}
+
 // Forced reports whether --force-<name> (or --force-all) is in effect.
 func (inv *Invocation) Forced(name string) bool {
 	on := false

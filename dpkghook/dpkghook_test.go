@@ -393,3 +393,27 @@ func TestCapturedAptInput(t *testing.T) {
 		})
 	}
 }
+
+func TestSalvage(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   string
+		action string
+		root   string
+	}{
+		{"long action after an unknown option", "--future --remove x", "remove", ""},
+		{"unknown option with value", "--future=1 --root /sb --purge x", "purge", "/sb"},
+		{"short cluster", "-BiZ x.deb", "install", ""},
+		{"query only", "--future -L x", "", ""},
+		{"after --", "--future -- --remove", "", ""},
+		{"instdir=", "--instdir=/i --unpack --future a.deb", "unpack", "/i"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			inv := Salvage(strings.Fields(tt.args))
+			if inv.Action != tt.action || inv.Root != tt.root {
+				t.Errorf("Salvage(%q) = action %q root %q, want %q %q", tt.args, inv.Action, inv.Root, tt.action, tt.root)
+			}
+		})
+	}
+}

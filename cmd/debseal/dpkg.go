@@ -89,16 +89,24 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	// Queries (apt makes several per transaction) are told apart from the
 	// command line alone, before anything else is read: dpkg's
 	// configuration files cannot set an action.
-	if inv, err := dpkghook.Parse(args, nil); err != nil || inv.Kind() != dpkghook.Files {
+	// A command line debseal cannot parse (an option of a newer dpkg)
+	// that names a file action is treated as "cannot tell": everything
+	// sealed is unlocked. Passing it through would fail open.
+	inv, perr := dpkghook.Parse(args, nil)
+	if perr != nil {
+		inv = dpkghook.Salvage(args)
+	}
+	if inv.Kind() != dpkghook.Files {
 		return execDpkg() // queries, database-only actions, bad command lines
 	}
-	base, err := dpkghook.ParseConfig("/etc/dpkg")
-	if err != nil {
-		base = nil // dpkg will report its own configuration errors
-	}
-	inv, err := dpkghook.Parse(args, base)
-	if err != nil || inv.Kind() != dpkghook.Files {
-		return execDpkg() // --no-act from the configuration
+	if perr == nil {
+		base, err := dpkghook.ParseConfig("/etc/dpkg")
+		if err != nil {
+			base = nil // dpkg will report its own configuration errors
+		}
+		if inv, err = dpkghook.Parse(args, base); err != nil || inv.Kind() != dpkghook.Files {
+			return execDpkg() // --no-act from the configuration
+		}
 	}
 	g := wrapperGlobals(inv)
 	if nothingSealed(g.Root) {
@@ -133,7 +141,11 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 	}
 	cwd, _ := os.Getwd()
-	rep, err := s.Begin(ctx, inv.Request(cwd), owner)
+	req := inv.Request(cwd)
+	if perr != nil {
+		req = seal.Request{Unknown: fmt.Sprintf("cannot parse dpkg's command line: %v", perr)}
+	}
+	rep, err := s.Begin(ctx, req, owner)
 	log.begin(rep, what)
 	lock.Release()
 	if err != nil {
@@ -143,10 +155,10 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	fault("after-unlock")
 
 	childStart := time.Now()
-	status, err := runChild(real, args, fds)
+	status, childErr := runChild(real, args, fds)
 	dpkgTime := time.Since(childStart)
-	if err != nil {
-		log.Errorf("%s: %v", what, err)
+	if childErr != nil {
+		log.Errorf("%s: %v", what, childErr)
 	}
 	fault("before-relock")
 
@@ -167,6 +179,9 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 	}
 	log.timing(what, dpkgTime)
+	if childErr != nil {
+		return 2 // dpkg did not run, or was lost: never report success
+	}
 	return exitLike(status)
 }
 

@@ -28,6 +28,7 @@ fd7) echo "status line on fd 7" >&7; exit 0 ;;
 stdin) read line; echo "stdin: $line"; exit 0 ;;
 term) trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.05; done ;;
 kill) kill -KILL $$ ;;
+probe) lsattr "$PROBE" ;;
 esac
 `
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
@@ -138,5 +139,95 @@ func TestWrapperForwardsSignals(t *testing.T) {
 	}
 	if j, _ := filepath.Glob(s.Path("/var/lib/debseal/journal/*.json")); len(j) > 0 {
 		t.Errorf("journal left after the wrapper relocked: %v", j)
+	}
+}
+
+// lockedSandbox is a sandbox with dstest-base installed and locked; it
+// returns the sandbox and one of the package's locked files.
+func lockedSandbox(t *testing.T) (*testutil.Sandbox, string) {
+	t.Helper()
+	s := testutil.NewSandbox(t)
+	s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"))
+	if out, _, code := debseal(t, "--root", s.Root, "lock", "--all"); code != 0 {
+		t.Fatalf("lock --all: exit %d\n%s", code, out)
+	}
+	f := s.Path("/usr/bin/dstest-tool")
+	if !testutil.IsImmutable(t, f) {
+		t.Fatalf("%s is not locked after lock --all", f)
+	}
+	return s, f
+}
+
+// probeFlags runs the wrapper with a fake dpkg that prints lsattr of the
+// probe file, and returns whether dpkg saw it immutable.
+func probeFlags(t *testing.T, s *testutil.Sandbox, probe string, env []string, args ...string) (sawLocked bool, out string, code int) {
+	t.Helper()
+	cmd := wrapperCmd(t, s, fakeDpkg(t), "probe", args...)
+	cmd.Env = append(append(cmd.Env, "PROBE="+probe), env...)
+	out, code = testutil.Output(t, cmd)
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[1] == probe {
+			return strings.Contains(f[0], "i"), out, code
+		}
+	}
+	t.Fatalf("the fake dpkg printed no lsattr line for %s:\n%s", probe, out)
+	return false, out, code
+}
+
+// A command line the parser rejects (here: an option of some newer dpkg)
+// that names a file action must not reach dpkg with the files locked: the
+// wrapper unlocks everything sealed for that run and relocks afterwards.
+func TestWrapperUnknownOptionFailsClosed(t *testing.T) {
+	s, f := lockedSandbox(t)
+	for _, args := range [][]string{
+		{"--future-option", "--remove", "dstest-base"},
+		{"--future-option=x", "-P", "dstest-base"},
+		{"-rZ", "dstest-base"},
+	} {
+		locked, out, code := probeFlags(t, s, f, nil, args...)
+		if code != 0 || locked {
+			t.Errorf("debseal dpkg %v: exit %d, file locked while dpkg ran = %v; want 0 and unlocked\n%s", args, code, locked, out)
+		}
+		if !testutil.IsImmutable(t, f) {
+			t.Errorf("debseal dpkg %v: %s not relocked afterwards", args, f)
+		}
+	}
+	// An unparseable query changes nothing and goes straight to dpkg.
+	if locked, out, _ := probeFlags(t, s, f, nil, "--future-option", "-L", "dstest-base"); !locked {
+		t.Errorf("a query unlocked files:\n%s", out)
+	}
+}
+
+// Maintainer scripts call dpkg while dpkg holds its lock (dpkg-maintscript-
+// helper, dpkg --compare-versions, even dpkg -L): those calls go straight
+// to the real dpkg, with nothing unlocked and no journal.
+func TestWrapperNestedCallsPassThrough(t *testing.T) {
+	s, f := lockedSandbox(t)
+	locked, out, code := probeFlags(t, s, f, []string{"DPKG_MAINTSCRIPT_NAME=postinst", "DPKG_MAINTSCRIPT_PACKAGE=dstest-base"},
+		"--remove", "dstest-base")
+	if code != 0 || !locked {
+		t.Errorf("nested dpkg --remove: exit %d, saw the file locked = %v; want it passed through untouched\n%s", code, locked, out)
+	}
+	if j, _ := filepath.Glob(s.Path("/var/lib/debseal/journal/*.json")); len(j) > 0 {
+		t.Errorf("a nested call wrote a journal: %v", j)
+	}
+}
+
+// When the real dpkg cannot even start, the wrapper must not report
+// success (a zero wait status reads as "exited 0").
+func TestWrapperDpkgThatCannotStart(t *testing.T) {
+	s, f := lockedSandbox(t)
+	notExec := filepath.Join(t.TempDir(), "dpkg")
+	if err := os.WriteFile(notExec, []byte("not a program"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testutil.Binary(t), "dpkg", "--root="+s.Root, "--admindir="+s.Admindir, "-r", "dstest-base")
+	cmd.Env = append(os.Environ(), "DEBSEAL_REAL_DPKG="+notExec)
+	out, code := testutil.Output(t, cmd)
+	if code != 2 {
+		t.Errorf("wrapper with a dpkg that cannot start: exit %d, want 2\n%s", code, out)
+	}
+	if !testutil.IsImmutable(t, f) {
+		t.Errorf("%s not relocked after the failed start", f)
 	}
 }
