@@ -58,8 +58,17 @@ func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Wr
 		errs = append(errs, r.End.Errors...)
 	}
 	// Then what changed without debseal seeing it, and packages dpkg has
-	// configured since.
-	if holder, _ := seal.DpkgLockHolder(g.Admindir); holder == 0 {
+	// configured since: not while dpkg runs, nor between the dpkg runs of
+	// an apt transaction (apt holds the frontend lock throughout; in the
+	// apt-hooks mode its later dpkg runs need what its Pre-Install-Pkgs
+	// hook unlocked).
+	holder, _ := seal.DpkgLockHolder(g.Admindir)
+	busy := "dpkg"
+	if holder == 0 {
+		holder, _ = seal.FrontendLockHolder(g.Admindir)
+		busy = "a package manager"
+	}
+	if holder == 0 {
 		end, err := s.End(ctx, nil)
 		if err != nil {
 			errs = append(errs, err)
@@ -72,7 +81,7 @@ func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Wr
 			errs = append(errs, end.Errors...)
 		}
 	} else {
-		fmt.Fprintf(out, "dpkg runs (pid %d): nothing relocked now\n", holder)
+		fmt.Fprintf(out, "%s runs (pid %d): nothing relocked now\n", busy, holder)
 	}
 	if len(reps) == 0 {
 		fmt.Fprintln(out, "no interrupted transaction")

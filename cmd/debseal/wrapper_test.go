@@ -231,3 +231,38 @@ func TestWrapperDpkgThatCannotStart(t *testing.T) {
 		t.Errorf("%s not relocked after the failed start", f)
 	}
 }
+
+// Between the dpkg runs of an apt transaction apt holds its frontend lock
+// and, in the apt-hooks mode, relies on what its Pre-Install-Pkgs hook
+// unlocked: debseal recover must not relock then, only once apt is done.
+func TestRecoverWaitsForFrontendLock(t *testing.T) {
+	s, f := lockedSandbox(t)
+	if out, err := exec.Command("chattr", "-i", f).CombinedOutput(); err != nil {
+		t.Fatalf("chattr -i: %v\n%s", err, out)
+	}
+	// As if dpkg had just rewritten the package: its list is newer than
+	// debseal's last sync.
+	later := time.Now().Add(2 * time.Second)
+	if err := os.Chtimes(filepath.Join(s.Admindir, "info/dstest-base.list"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.OpenFile(filepath.Join(s.Admindir, "lock-frontend"), os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(lf.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	recover := func() string {
+		out, _ := testutil.Output(t, exec.Command(testutil.Binary(t), "--root", s.Root, "recover"))
+		return out
+	}
+	if out := recover(); !strings.Contains(out, "a package manager runs") || testutil.IsImmutable(t, f) {
+		t.Errorf("recover while the frontend lock is held relocked %s (immutable = %v):\n%s", f, testutil.IsImmutable(t, f), out)
+	}
+	lf.Close() // releases the lock
+	if out := recover(); !testutil.IsImmutable(t, f) {
+		t.Errorf("recover after apt finished left %s unlocked:\n%s", f, out)
+	}
+}
