@@ -57,7 +57,7 @@ type statusReport struct {
 	Mode         string        `json:"mode"` // the integration debseal setup installed, "" for none
 	Packages     []*pkgStatus  `json:"packages"`
 	Total        pkgStatus     `json:"total"`
-	Pending      []string      `json:"pending"`      // sealed, waiting for dpkg to configure them
+	Pending      []string      `json:"pending"`      // sealed, still to be locked: not configured yet, or the last relock failed
 	Transactions []transaction `json:"transactions"` // unlocked now, by a running or interrupted dpkg/apt run
 }
 
@@ -245,7 +245,7 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "integration: %s\n", rep.Mode)
 	}
 	if len(rep.Pending) > 0 {
-		fmt.Fprintf(w, "waiting for dpkg to configure them, then locked: %v\n", rep.Pending)
+		fmt.Fprintf(w, "still to be locked (not configured yet, or the last relock failed; every debseal run retries): %v\n", rep.Pending)
 	}
 	for _, tr := range rep.Transactions {
 		state := "interrupted: run debseal recover"

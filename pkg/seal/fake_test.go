@@ -21,6 +21,7 @@ type fakeFS struct {
 	nodes       map[string]*fakeNode
 	dirLinks    map[string]string // "/lib" -> "/usr/lib"
 	unsupported map[uint64]bool   // devices without flag support
+	fail        map[string]error  // Set on these paths fails
 	sets        int               // ioctls that changed a flag
 	gets        int               // files opened for Set/Flags
 	nextIno     uint64
@@ -33,7 +34,7 @@ type fakeNode struct {
 }
 
 func newFakeFS() *fakeFS {
-	return &fakeFS{nodes: map[string]*fakeNode{}, dirLinks: map[string]string{}, unsupported: map[uint64]bool{}, nextIno: 100}
+	return &fakeFS{nodes: map[string]*fakeNode{}, dirLinks: map[string]string{}, unsupported: map[uint64]bool{}, fail: map[string]error{}, nextIno: 100}
 }
 
 func (f *fakeFS) add(p string, mode uint32, dev uint64, content string) *fakeNode {
@@ -101,6 +102,9 @@ func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsa
 		return fsattr.Result{}, err
 	}
 	d.fs.gets++
+	if err := d.fs.fail[path.Join(d.dir, name)]; err != nil {
+		return fsattr.Result{}, &fs.PathError{Op: "ioctl", Path: path.Join(d.dir, name), Err: err}
+	}
 	if !n.info.IsRegular() && !n.info.IsDir() {
 		return fsattr.Result{}, fsattr.ErrNotRegular
 	}

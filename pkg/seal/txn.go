@@ -732,6 +732,20 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	rep.Locked, rep.Already = sum.Changed, sum.Already
 	rep.Unsupported = sum.UnsupportedCount()
 	rep.Errors = append(rep.Errors, sum.Errors...)
+	// A package that could not be relocked stays pending: the journal goes
+	// below, and without this nothing would ever retry it (the sync stamp
+	// moves past its list too). Every later End, and debseal recover,
+	// tries again and reports the error again until it succeeds.
+	for _, id := range plan.Failed() {
+		newPending[strings.SplitN(id, ":", 2)[0]] = true
+	}
+	for _, o := range sum.Outcomes {
+		if o.Err != nil && !o.Unsupported() {
+			for _, ow := range o.Target.Owners {
+				newPending[strings.SplitN(ow.Pkg, ":", 2)[0]] = true
+			}
+		}
+	}
 
 	if s.Record != nil && len(lock) > 0 {
 		var debs []DebRef
@@ -955,12 +969,12 @@ func (s *System) Recover(ctx context.Context, force bool) ([]RecoverReport, []er
 }
 
 // Pending packages: sealed packages that were not configured when debseal
-// last relocked. They are locked by the first End that finds them
-// configured.
+// last relocked, or whose relock failed. They are locked by the first End
+// that finds them configured (and succeeds).
 
 func pendingPath(root string) string { return filepath.Join(StateDir(root), "pending") }
 
-// Pending returns the sealed packages waiting for dpkg to configure them.
+// Pending returns the sealed packages still to be locked.
 func Pending(root string) ([]string, error) {
 	m, err := loadPending(root)
 	if err != nil {
