@@ -100,6 +100,58 @@ func (j *Journal) remove() error {
 	return syncDir(filepath.Dir(j.path))
 }
 
+// merge adds what an earlier journal of the same owner recorded, so that
+// nothing it unlocked is forgotten.
+func (j *Journal) merge(old *Journal) {
+	j.All = j.All || old.All
+	if j.Reason == "" {
+		j.Reason = old.Reason
+	}
+	j.Packages = unionStrings(old.Packages, j.Packages)
+	j.NewPackages = unionStrings(old.NewPackages, j.NewPackages)
+	seenDeb := map[DebRef]bool{}
+	for _, d := range j.Debs {
+		seenDeb[d] = true
+	}
+	for _, d := range old.Debs {
+		if !seenDeb[d] {
+			j.Debs = append(j.Debs, d)
+		}
+	}
+	seenL := map[Listed]bool{}
+	for _, l := range j.Before {
+		seenL[l] = true
+	}
+	for _, l := range old.Before {
+		if !seenL[l] {
+			j.Before = append(j.Before, l)
+		}
+	}
+	seenE := map[[2]uint64]bool{}
+	for _, e := range j.Unlocked {
+		seenE[[2]uint64{e.Dev, e.Ino}] = true
+	}
+	for _, e := range old.Unlocked {
+		if !seenE[[2]uint64{e.Dev, e.Ino}] {
+			j.Unlocked = append(j.Unlocked, e)
+		}
+	}
+	if old.Created.Before(j.Created) {
+		j.Created = old.Created
+	}
+}
+
+func unionStrings(a, b []string) []string {
+	m := map[string]bool{}
+	for _, s := range a {
+		m[s] = true
+	}
+	for _, s := range b {
+		m[s] = true
+	}
+	return sortedKeys(m)
+}
+
 // Path is where the journal is stored.
 func (j *Journal) Path() string { return j.path }
 
@@ -129,7 +181,7 @@ func Journals(root string) ([]*Journal, []error) {
 		}
 		j := &Journal{}
 		if err := json.Unmarshal(b, j); err != nil || j.Version != journalVersion {
-			errs = append(errs, fmt.Errorf("seal: journal %s is corrupt (%v); run debseal recover --all", p, err))
+			errs = append(errs, fmt.Errorf("seal: journal %s is corrupt (%v): check what it names, run debseal lock --all, then remove it", p, err))
 			continue
 		}
 		j.path = p

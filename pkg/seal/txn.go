@@ -217,9 +217,19 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 		}
 		j.Unlocked = append(j.Unlocked, e)
 	}
+	// One owner, one journal. A long-lived front-end (packagekitd,
+	// unattended-upgrades) runs one apt transaction after another in the
+	// same process; when one ended without its Post-Invoke (apt skips it
+	// after a failed hook), its journal is still there and what it
+	// unlocked must stay on record: merge instead of overwriting.
+	if old, err := FindJournal(s.Root, owner); err != nil {
+		return nil, err
+	} else if old != nil {
+		j.merge(old)
+	}
 	// Durable before anything is unlocked: a crash after this point is
 	// recovered from the journal.
-	if err := j.save(s.Root, len(locked) > 0); err != nil {
+	if err := j.save(s.Root, len(j.Unlocked) > 0); err != nil {
 		return nil, err
 	}
 	rep.Journal = j

@@ -60,3 +60,49 @@ func TestEndKeepsFailedRelocksPending(t *testing.T) {
 		t.Errorf("Pending after the retry = %v, want none", got)
 	}
 }
+
+// A second Begin by the same owner (a long-lived front-end whose previous
+// transaction never ran its Post-Invoke) must keep what the first one
+// unlocked on record, and End must relock both.
+func TestBeginMergesJournalOfSameOwner(t *testing.T) {
+	w := newWorld(t, []fakePkg{
+		{name: "p", files: []string{"/usr", "/usr/bin", "/usr/bin/p"}},
+		{name: "q", files: []string{"/usr", "/usr/bin", "/usr/bin/q"}},
+	}, "", func(f *fakeFS) {
+		f.file("/usr/bin/p", "p").flags = 0x10
+		f.file("/usr/bin/q", "q").flags = 0x10
+	}, nil)
+	root := t.TempDir()
+	st := NewState()
+	st.Lock(nil, true)
+	if err := st.Save(root); err != nil {
+		t.Fatal(err)
+	}
+	s := &System{Root: root, Admindir: w.db.Admindir, FS: w.fs, DB: w.db, Policy: policy.Default(), State: st, Workers: 2}
+	ctx := context.Background()
+	owner := Process{Pid: 4242, StartTime: 7, Via: "apt-hook"}
+	for _, pkg := range []string{"p", "q"} {
+		if _, err := s.Begin(ctx, Request{Remove: []string{pkg}}, owner); err != nil {
+			t.Fatalf("Begin(remove %s): %v", pkg, err)
+		}
+	}
+	j, err := FindJournal(root, owner)
+	if err != nil || j == nil {
+		t.Fatalf("FindJournal = %v, %v", j, err)
+	}
+	var paths []string
+	for _, e := range j.Unlocked {
+		paths = append(paths, e.Path)
+	}
+	if len(paths) != 2 {
+		t.Fatalf("journal after two Begins records %v, want both /usr/bin/p and /usr/bin/q", paths)
+	}
+	if _, err := s.End(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/usr/bin/p", "/usr/bin/q"} {
+		if w.fs.nodes[p].flags&0x10 == 0 {
+			t.Errorf("%s not relocked by End", p)
+		}
+	}
+}
