@@ -322,10 +322,17 @@ func (s *System) scope(req Request) (*scope, error) {
 		}
 		sc.debs = append(sc.debs, info)
 		add(sc.primary, s.DB.Lookup(info.Package)) // every architecture: M-A same instances share files
-		for _, field := range []string{info.Replaces, info.Conflicts, info.Breaks} {
+		// dpkg may remove what the archive conflicts with and lose (as
+		// "disappeared") what it replaces: their old files are compared
+		// after the run like a removal's. What it breaks is only
+		// deconfigured.
+		for _, field := range []string{info.Replaces, info.Conflicts} {
 			for _, name := range dpkgdb.RelationNames(field) {
-				add(sc.others, s.DB.Providers(name))
+				add(sc.primary, s.DB.Providers(name))
 			}
+		}
+		for _, name := range dpkgdb.RelationNames(info.Breaks) {
+			add(sc.others, s.DB.Providers(name))
 		}
 		// Files land at their diverted location when another package
 		// diverts them: consider both.

@@ -106,3 +106,51 @@ func TestBeginMergesJournalOfSameOwner(t *testing.T) {
 		}
 	}
 }
+
+// dpkg removes an installed package that a new archive conflicts with and
+// replaces. If one of its files survives (an immutable flag makes the
+// unlink fail with only a warning), End must report it as an orphan like
+// any removal's leftover.
+func TestEndReportsOrphansOfConflictingPackages(t *testing.T) {
+	pkgs := []fakePkg{
+		{name: "old", files: []string{"/usr", "/usr/bin", "/usr/bin/tool", "/usr/bin/old-only"}},
+	}
+	w := newWorld(t, pkgs, "", func(f *fakeFS) {
+		f.file("/usr/bin/tool", "old tool").flags = 0x10
+		f.file("/usr/bin/old-only", "left behind").flags = 0x10
+	}, nil)
+	root := t.TempDir()
+	st := NewState()
+	st.Lock(nil, true)
+	if err := st.Save(root); err != nil {
+		t.Fatal(err)
+	}
+	s := &System{Root: root, Admindir: w.db.Admindir, FS: w.fs, DB: w.db, Policy: policy.Default(), State: st, Workers: 2,
+		ReadDeb: func(p string) (*DebInfo, error) {
+			return &DebInfo{Path: p, Package: "new", Version: "1", Arch: "all", Conflicts: "old", Replaces: "old",
+				Paths: []string{"/usr/bin/tool"}}, nil
+		}}
+	ctx := context.Background()
+	rep, err := s.Begin(ctx, Request{Debs: []string{"/tmp/new_1_all.deb"}}, Process{Pid: 1, StartTime: 1, Via: "wrapper"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dpkg's run: "new" takes /usr/bin/tool over, "old" is removed, but
+	// its other file is still on disk.
+	if err := writeAdmindir(w.db.Admindir, []fakePkg{
+		{name: "new", files: []string{"/usr", "/usr/bin", "/usr/bin/tool"}},
+	}, ""); err != nil {
+		t.Fatal(err)
+	}
+	end, err := s.End(ctx, rep.Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orphans []string
+	for _, o := range end.Orphans {
+		orphans = append(orphans, o.Pkg+":"+o.Path)
+	}
+	if !reflect.DeepEqual(orphans, []string{"old:/usr/bin/old-only"}) {
+		t.Errorf("End orphans = %v, want [old:/usr/bin/old-only]", orphans)
+	}
+}
