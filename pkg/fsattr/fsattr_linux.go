@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -139,37 +141,76 @@ func infoFromStat(st *unix.Stat_t) Info {
 	}
 }
 
-// open opens name for the flag ioctls: read-only, non-blocking (a FIFO
-// swapped in cannot hang us), never following a symlink, never becoming our
-// controlling terminal. It then checks, on the open file, that it is a
-// regular file or directory and the planned inode.
+// open opens name for the flag ioctls and for reading: read-only,
+// non-blocking, never becoming our controlling terminal. Nothing but a
+// regular file or a directory is ever opened for I/O: name is first opened
+// with O_PATH|O_NOFOLLOW (which runs no driver code and follows no
+// symlink), checked with fstat to be a regular file or directory and the
+// planned inode, and only then reopened for reading through
+// /proc/self/fd, which names that very inode, not the path: a device or
+// FIFO swapped in after the check is never opened. Without /proc the
+// path is opened again and checked once more (the window is then the
+// time between two syscalls).
 func (d *Dir) open(name string, want Ident) (int, Info, error) {
 	if !validName(name) {
 		return -1, Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: unix.EINVAL}
 	}
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	pfd, err := unix.Openat(d.fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if err == unix.ELOOP || err == unix.ENXIO {
-			// ELOOP: a symlink; ENXIO: a socket.
-			return -1, Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: ErrNotRegular}
-		}
 		return -1, Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: err}
 	}
+	defer unix.Close(pfd)
+	info, err := d.check(pfd, name, want)
+	if err != nil {
+		return -1, Info{}, err
+	}
+	const flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	fd, err := -1, error(unix.ENOENT)
+	if pd := procFD(); pd >= 0 {
+		fd, err = unix.Openat(pd, strconv.Itoa(pfd), flags, 0)
+	}
+	if err == unix.ENOENT {
+		fd, err = unix.Openat(d.fd, name, flags|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			if _, err := d.check(fd, name, info.Ident); err != nil {
+				unix.Close(fd)
+				return -1, Info{}, err
+			}
+		}
+	}
+	if err != nil {
+		return -1, Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: err}
+	}
+	return fd, info, nil
+}
+
+// procFD is /proc/self/fd, opened once (the threads of a process share
+// one descriptor table, so it names every descriptor of this process),
+// or -1 without /proc. Opening relative to it walks one component instead
+// of four.
+var procFD = sync.OnceValue(func() int {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+})
+
+// check fstats fd and refuses anything but a regular file or directory, and
+// any inode but want when want is set.
+func (d *Dir) check(fd int, name string, want Ident) (Info, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, Info{}, &os.PathError{Op: "fstat", Path: d.display(name), Err: err}
+		return Info{}, &os.PathError{Op: "fstat", Path: d.display(name), Err: err}
 	}
 	info := infoFromStat(&st)
 	if !info.IsRegular() && !info.IsDir() {
-		unix.Close(fd)
-		return -1, Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: ErrNotRegular}
+		return Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: ErrNotRegular}
 	}
 	if !want.IsZero() && info.Ident != want {
-		unix.Close(fd)
-		return -1, Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: ErrChanged}
+		return Info{}, &os.PathError{Op: "open", Path: d.display(name), Err: ErrChanged}
 	}
-	return fd, info, nil
+	return info, nil
 }
 
 func (d *Dir) unsupported(fd int, name string, err error) error {
@@ -213,8 +254,13 @@ func mountType(id uint64) string {
 	return ""
 }
 
+// isUnsupported: ENOTTY (no fileattr operations: vfat, ramfs, tmpfs
+// before Linux 6.0, most FUSE filesystems), EOPNOTSUPP (the filesystem
+// refuses this flag, or this inode), ENOSYS (some FUSE servers). EINVAL is
+// not among them: it means a bad request on a filesystem that has flags,
+// and is reported as the error it is.
 func isUnsupported(err error) bool {
-	return err == unix.ENOTTY || err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL
+	return err == unix.ENOTTY || err == unix.EOPNOTSUPP || err == unix.ENOSYS
 }
 
 // Flags reads the inode flags of name (which must be the planned inode

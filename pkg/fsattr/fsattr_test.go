@@ -120,6 +120,17 @@ func TestSetRefusesNonRegular(t *testing.T) {
 	must(err)
 	defer l.Close()
 
+	// inotify reports every open(2) for I/O of a watched inode, and none
+	// for O_PATH: the special files must never be opened for real (a
+	// device's open runs its driver: a tape rewinds, a modem hangs up).
+	ino, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	must(err)
+	defer unix.Close(ino)
+	for _, name := range []string{"fifo", "null"} {
+		_, err := unix.InotifyAddWatch(ino, filepath.Join(root, name), unix.IN_OPEN)
+		must(err)
+	}
+
 	_, d := openDir(t, root, "/")
 	for _, name := range []string{"link", "fifo", "null", "sock"} {
 		t.Run(name, func(t *testing.T) {
@@ -140,6 +151,15 @@ func TestSetRefusesNonRegular(t *testing.T) {
 	}
 	if testutil.IsImmutable(t, filepath.Join(root, "target")) {
 		t.Error("symlink was followed: its target became immutable")
+	}
+	for _, name := range []string{"fifo", "null"} {
+		if _, err := d.Open(name, Ident{}); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("Open(%s) error = %v, want ErrNotRegular", name, err)
+		}
+	}
+	buf := make([]byte, 4096)
+	if n, _ := unix.Read(ino, buf); n > 0 {
+		t.Errorf("a FIFO or device was opened for I/O (%d bytes of inotify IN_OPEN events)", n)
 	}
 }
 
