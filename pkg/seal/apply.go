@@ -3,7 +3,9 @@ package seal
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/debseal/debseal/pkg/fsattr"
 )
@@ -45,7 +47,14 @@ type Summary struct {
 	Outcomes    []Outcome            // every target, in plan order
 
 	mu          sync.Mutex
-	perDevUnsup map[uint64]error // devices found to lack flag support
+	perDevUnsup map[uint64]devUnsupported // devices found to lack flag support
+}
+
+// devUnsupported is the error of the probe that found a device without flag
+// support, and the target it was about.
+type devUnsupported struct {
+	err  *fsattr.UnsupportedError
+	path string
 }
 
 // Apply turns the immutable flag on (lock) or off (unlock) on every target,
@@ -60,7 +69,7 @@ func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int
 	if workers <= 0 {
 		workers = (&Planner{}).workers()
 	}
-	s := &Summary{Unsupported: map[string][]*Target{}, perDevUnsup: map[uint64]error{}}
+	s := &Summary{Unsupported: map[string][]*Target{}, perDevUnsup: map[uint64]devUnsupported{}}
 	s.Outcomes = make([]Outcome, len(targets))
 	groups := map[string][]int{}
 	var dirs []string
@@ -86,17 +95,26 @@ func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int
 				continue
 			}
 			s.mu.Lock()
-			uerr := s.perDevUnsup[t.Info.Dev]
+			uerr, known := s.perDevUnsup[t.Info.Dev]
 			s.mu.Unlock()
-			if uerr != nil {
-				o.Err = uerr
+			if known {
+				// The same error, naming this file (fsattr names files
+				// by their host path: keep the root prefix).
+				e := *uerr.err
+				e.Path = strings.TrimSuffix(e.Path, uerr.path) + t.Path()
+				o.Err = &e
 				continue
 			}
 			o.Result, o.Err = d.Set(t.Name, t.Info.Ident, fsattr.Immutable, on)
 			o.Changed = o.Err == nil && o.Result.Changed
-			if o.Unsupported() {
+			// ENOTTY means the filesystem has no inode flag ioctls at
+			// all: a property of the whole device, so the rest of it
+			// is not tried. Other "unsupported" errors (EOPNOTSUPP) can
+			// be about one inode and are not generalised.
+			var ue *fsattr.UnsupportedError
+			if errors.As(o.Err, &ue) && errors.Is(ue.Err, syscall.ENOTTY) {
 				s.mu.Lock()
-				s.perDevUnsup[t.Info.Dev] = o.Err
+				s.perDevUnsup[t.Info.Dev] = devUnsupported{ue, t.Path()}
 				s.mu.Unlock()
 			}
 		}

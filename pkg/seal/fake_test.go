@@ -103,6 +103,9 @@ func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsa
 	}
 	d.fs.gets++
 	if err := d.fs.fail[path.Join(d.dir, name)]; err != nil {
+		if ue, ok := err.(*fsattr.UnsupportedError); ok {
+			return fsattr.Result{}, ue
+		}
 		return fsattr.Result{}, &fs.PathError{Op: "ioctl", Path: path.Join(d.dir, name), Err: err}
 	}
 	if !n.info.IsRegular() && !n.info.IsDir() {
@@ -112,7 +115,7 @@ func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsa
 		return fsattr.Result{}, fsattr.ErrChanged
 	}
 	if d.fs.unsupported[n.info.Dev] {
-		return fsattr.Result{}, &fsattr.UnsupportedError{Path: name, FS: "vfat", Err: syscall.ENOTTY}
+		return fsattr.Result{}, &fsattr.UnsupportedError{Path: path.Join(d.dir, name), FS: "vfat", Err: syscall.ENOTTY}
 	}
 	nv := n.flags &^ flag
 	if on {

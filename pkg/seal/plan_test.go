@@ -3,13 +3,16 @@ package seal
 import (
 	"context"
 	"crypto/md5"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/policy"
 )
 
@@ -230,6 +233,44 @@ func TestApplyIsIdempotentAndSkipsUnsupported(t *testing.T) {
 	s = Apply(ctx, w.fs, p.Targets, false, 4, nil)
 	if s.Changed != 2 {
 		t.Errorf("unlock changed %d, want 2", s.Changed)
+	}
+}
+
+// EOPNOTSUPP can be about one inode on a filesystem that has flags: it
+// must not stop the rest of the device from being locked. A filesystem
+// without the ioctls (ENOTTY) is skipped after one probe, and every file
+// it holds is reported under its own name.
+func TestApplyUnsupportedIsPerInodeUnlessENOTTY(t *testing.T) {
+	w := newWorld(t, []fakePkg{
+		{name: "a", files: []string{"/usr/bin/odd", "/usr/bin/b", "/usr/bin/c", "/boot/efi/x", "/boot/efi/y"}},
+	}, "", func(f *fakeFS) {
+		f.file("/usr/bin/odd", "")
+		f.file("/usr/bin/b", "")
+		f.file("/usr/bin/c", "")
+		f.add("/boot/efi/x", 0o100644, 9, "")
+		f.add("/boot/efi/y", 0o100644, 9, "")
+		f.unsupported[9] = true
+		f.fail["/usr/bin/odd"] = &fsattr.UnsupportedError{Path: "/usr/bin/odd", FS: "ext2/3/4", Err: syscall.EOPNOTSUPP}
+	}, nil)
+	s := Apply(context.Background(), w.fs, w.plan(t).Targets, true, 1, nil)
+	if s.Changed != 2 || s.UnsupportedCount() != 3 {
+		t.Errorf("changed %d, unsupported %d; want 2 locked (b, c) and 3 unsupported (odd, x, y)", s.Changed, s.UnsupportedCount())
+	}
+	var named []string
+	for _, ts := range s.Unsupported {
+		for _, tg := range ts {
+			named = append(named, tg.Path())
+		}
+	}
+	for _, o := range s.Outcomes {
+		var ue *fsattr.UnsupportedError
+		if errors.As(o.Err, &ue) && !strings.HasSuffix(ue.Path, o.Target.Path()) {
+			t.Errorf("the error for %s names %s", o.Target.Path(), ue.Path)
+		}
+	}
+	sort.Strings(named)
+	if want := []string{"/boot/efi/x", "/boot/efi/y", "/usr/bin/odd"}; !reflect.DeepEqual(named, want) {
+		t.Errorf("unsupported = %v, want %v", named, want)
 	}
 }
 
