@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -332,5 +333,26 @@ func TestRefusesHostRoot(t *testing.T) {
 	}
 	if _, err := os.Stat("/var/lib/debseal/sealed"); err == nil {
 		t.Error("a state file was written on the host")
+	}
+}
+
+// Problems go to stderr: status --json's stdout must stay one valid JSON
+// document whatever happens (a corrupt journal here).
+func TestStatusJSONStaysValidWithProblems(t *testing.T) {
+	s, _ := lockedSandbox(t)
+	jdir := s.Path("/var/lib/debseal/journal")
+	if err := os.MkdirAll(jdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(jdir, "wrapper-1-1.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := debseal(t, "--root", s.Root, "status", "--json")
+	if code != 3 || !strings.Contains(errOut, "corrupt") {
+		t.Errorf("status --json with a corrupt journal: exit %d, stderr %q; want 3 and the problem on stderr", code, errOut)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Errorf("status --json stdout is not JSON: %v\n%s", err, out)
 	}
 }

@@ -16,8 +16,9 @@ import (
 func init() { register(statusCommand) }
 
 type statusOpts struct {
-	JSON bool
-	Pkgs []string
+	JSON   bool
+	Pkgs   []string
+	Stderr io.Writer // files that could not be examined (stdout stays valid JSON)
 }
 
 func statusCommand() *cli.Command {
@@ -33,7 +34,7 @@ func statusCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 		},
 		Action: func(c *cli.Context) error {
-			return runStatus(c.Context, globalsFrom(c), statusOpts{JSON: c.Bool("json"), Pkgs: c.Args().Slice()}, c.App.Writer)
+			return runStatus(c.Context, globalsFrom(c), statusOpts{JSON: c.Bool("json"), Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}, c.App.Writer)
 		},
 	}
 }
@@ -170,7 +171,10 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 	} else {
 		printStatus(out, rep)
 	}
-	printProblems(out, problems)
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	printProblems(o.Stderr, problems)
 	if len(problems) > 0 {
 		return fmt.Errorf("%w (%d files could not be examined)", errPartial, len(problems))
 	}
