@@ -120,6 +120,9 @@ func walkData(dr *Reader, opt Options, fn func(*Entry) error) (*Member, error) {
 	if _, err := io.CopyBuffer(io.Discard, rc, buf); err != nil {
 		return nil, err
 	}
+	if _, err := dr.Next(); err != io.EOF {
+		return nil, err // a second data or control member
+	}
 	return m, nil
 }
 

@@ -266,20 +266,37 @@ func TestTruncated(t *testing.T) {
 	}
 }
 
-// TestDuplicateDataMember: members after data.tar are ignored (deb(5)), so
-// a second data member is never read, as in dpkg.
+// TestDuplicateDataMember: dpkg ignores members after data.tar, but a
+// second data (or control) member there is refused: tools that read the
+// last one would see other contents than dpkg installs. Other trailing
+// members stay ignored (fixture_extra-members.deb).
 func TestDuplicateDataMember(t *testing.T) {
 	bin := arMember{name: "debian-binary", data: []byte("2.0\n")}
 	ctl := arMember{name: "control.tar.gz", data: controlTarGz(t)}
 	first := arMember{name: "data.tar.gz", data: gz(t, makeTar(t, file("./first", "1")))}
-	second := arMember{name: "data.tar.gz", data: gz(t, makeTar(t, file("./second", "2")))}
-	var got []string
-	err := WalkData(bytes.NewReader(buildAr(bin, ctl, first, second)), "dup.deb", Options{}, func(e *Entry) error {
-		got = append(got, e.Path)
-		return nil
-	})
-	if err != nil || len(got) != 1 || got[0] != "/first" {
-		t.Errorf("WalkData(two data members) = %q, %v; want [/first]", got, err)
+	second := arMember{name: "data.tar.xz", data: gz(t, makeTar(t, file("./second", "2")))}
+	ctl2 := arMember{name: "control.tar.gz", data: controlTarGz(t)}
+	for _, tt := range []struct {
+		name    string
+		members []arMember
+	}{
+		{"data twice", []arMember{bin, ctl, first, second}},
+		{"control after data", []arMember{bin, ctl, first, ctl2}},
+		{"data after a trailing member", []arMember{bin, ctl, first, {name: "zz-note", data: []byte("x")}, second}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, seekable := range []bool{true, false} {
+				var r io.Reader = bytes.NewReader(buildAr(tt.members...))
+				if !seekable {
+					r = struct{ io.Reader }{r}
+				}
+				err := WalkData(r, "dup.deb", Options{}, func(e *Entry) error { return nil })
+				var de *Error
+				if !errors.Is(err, ErrFormat) || !errors.As(err, &de) || de.Offset == 0 || !strings.Contains(err.Error(), "duplicate") {
+					t.Errorf("WalkData(%s, seekable=%v) = %v; want a format error naming the duplicate and its offset", tt.name, seekable, err)
+				}
+			}
+		})
 	}
 }
 

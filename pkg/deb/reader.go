@@ -46,7 +46,8 @@ type Member struct {
 // Next checks what dpkg-deb checks: the ar magic, debian-binary first with
 // a 2.x version, members starting with '_' skipped, control.tar before
 // data.tar, one control member, known compressions, no empty members.
-// Members after data.tar are never read, as in dpkg.
+// Members after data.tar are never read, as in dpkg, but a second data or
+// control member there is an error (see afterData).
 type Reader struct {
 	ar     *arReader
 	name   string
@@ -108,9 +109,30 @@ func (r *Reader) next() (*Member, error) {
 		return r.member("control.tar", stateControl)
 	case stateControl:
 		return r.member("data.tar", stateData)
-	default:
+	case stateData:
 		r.state = stateDone
+		return nil, r.afterData()
+	default:
 		return nil, io.EOF
+	}
+}
+
+// afterData looks at the members after data.tar. dpkg never reads them,
+// and neither does debseal, with one exception: a second data.tar or
+// control.tar is refused. dpkg-deb never builds one, and an archive whose
+// contents depend on which of two data members a tool reads is built to
+// show one thing to a scanner and install another. Anything else after
+// data.tar, even truncated, is ignored as dpkg ignores it.
+func (r *Reader) afterData() error {
+	for {
+		h, err := r.ar.Next()
+		if err != nil {
+			return io.EOF
+		}
+		if prefix, _, ok := splitMember(h.Name); ok && (prefix == "data.tar" || prefix == "control.tar") {
+			return r.errorf(printable(h.Name), h.HeaderOffset, ErrFormat,
+				"duplicate %s member after data.tar (dpkg would ignore it; refused, since tools may disagree on which one counts)", prefix)
+		}
 	}
 }
 
