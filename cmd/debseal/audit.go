@@ -156,7 +156,8 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 		}
 	}
 	if cache != nil && writableState(g.Root, stateDir) {
-		if err := cache.Save(cachePath); err != nil {
+		// Auditing some packages keeps what the cache knows of the rest.
+		if err := cache.Save(cachePath, len(pkgs) > 0); err != nil {
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", err)
 		}
 	}

@@ -28,7 +28,7 @@ func TestCacheRoundTrip(t *testing.T) {
 	for _, e := range entries {
 		c.Put(e)
 	}
-	if err := c.Save(path); err != nil {
+	if err := c.Save(path, false); err != nil {
 		t.Fatal(err)
 	}
 	c2, err := LoadCache(path)
@@ -49,6 +49,37 @@ func TestCacheRoundTrip(t *testing.T) {
 	os.WriteFile(path, b, 0o600)
 	if c3, err := LoadCache(path); !errors.Is(err, ErrCacheCorrupt) || c3.Len() != 0 {
 		t.Errorf("LoadCache(corrupt) = %d entries, %v; want empty and ErrCacheCorrupt", c3.Len(), err)
+	}
+}
+
+// A partial audit (some packages) keeps the records of every other file;
+// a full one keeps only what it saw.
+func TestCacheSaveKeepsOthersAfterPartialAudit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.cache")
+	c, _ := LoadCache(path)
+	c.Put(CacheEntry{Dev: 1, Ino: 1, Ctime: 1})
+	c.Put(CacheEntry{Dev: 1, Ino: 2, Ctime: 1})
+	if err := c.Save(path, false); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = LoadCache(path)
+	c.Put(CacheEntry{Dev: 1, Ino: 2, Ctime: 9}) // refreshed by a partial audit
+	if err := c.Save(path, true); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = LoadCache(path)
+	if e, ok := c.Lookup(1, 1); !ok || e.Ctime != 1 {
+		t.Errorf("after a partial audit the other file's record = %+v, %v; want it kept", e, ok)
+	}
+	if e, ok := c.Lookup(1, 2); !ok || e.Ctime != 9 {
+		t.Errorf("the refreshed record = %+v, %v; want ctime 9", e, ok)
+	}
+	c.Put(CacheEntry{Dev: 1, Ino: 2, Ctime: 9})
+	if err := c.Save(path, false); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ = LoadCache(path); c.Len() != 1 {
+		t.Errorf("after a full audit the cache holds %d records, want only the one it saw", c.Len())
 	}
 }
 

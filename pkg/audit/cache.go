@@ -138,9 +138,25 @@ func (c *Cache) Put(e CacheEntry) {
 	c.mu.Unlock()
 }
 
-// Save writes what this run remembered (only this run's files: a file no
-// longer installed or no longer immutable drops out) atomically, mode 0600.
-func (c *Cache) Save(path string) error {
+// Save writes what this run remembered atomically, mode 0600. After a
+// full audit only this run's files are kept (a file no longer installed or
+// no longer immutable drops out); after a partial one (keepOthers: some
+// packages only) the records of every other file are kept as they were,
+// so that auditing one package does not make the next full audit read
+// everything again. A kept record can only ever match its own inode with
+// the same ctime, so keeping one too many costs nothing but bytes.
+func (c *Cache) Save(path string, keepOthers bool) error {
+	if keepOthers {
+		seen := make(map[[2]uint64]bool, len(c.fresh))
+		for _, e := range c.fresh {
+			seen[[2]uint64{e.Dev, e.Ino}] = true
+		}
+		for i := 0; i < c.Len(); i++ {
+			if e := decode(c.old[i*recSize:]); !seen[[2]uint64{e.Dev, e.Ino}] {
+				c.fresh = append(c.fresh, e)
+			}
+		}
+	}
 	sort.Slice(c.fresh, func(i, j int) bool {
 		a, b := c.fresh[i], c.fresh[j]
 		return a.Dev < b.Dev || a.Dev == b.Dev && a.Ino < b.Ino
