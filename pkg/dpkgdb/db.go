@@ -214,8 +214,12 @@ func (db *DB) Files(p *Package) ([]string, error) {
 	}
 	path := db.InfoPath(p, "list")
 	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) && p.State == StateConfigFiles {
-		return nil, nil // dpkg removes the list of packages left with conffiles only… sometimes
+	if errors.Is(err, fs.ErrNotExist) && (p.State == StateConfigFiles || p.State == StateHalfInstalled) {
+		// dpkg removes the list of packages left with conffiles only
+		// (sometimes), and a package whose unpack was cut short before
+		// dpkg wrote its list has none: dpkg then assumes it has no
+		// files (lib/dpkg/db-fsys-files.c), and so do we.
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)

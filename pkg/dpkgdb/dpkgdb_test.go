@@ -2,6 +2,7 @@ package dpkgdb
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -378,5 +379,32 @@ func TestTriggersAndRelations(t *testing.T) {
 	}
 	if got := RelationNames("a (>= 1), b | c:any, d [amd64], e:amd64 (<< 2)"); !reflect.DeepEqual(got, []string{"a", "b", "c", "d", "e"}) {
 		t.Errorf("RelationNames = %q", got)
+	}
+}
+
+// A package whose unpack was cut short before dpkg wrote its list (dpkg
+// killed in the preinst) is half-installed without a list: like dpkg, the
+// reader says it has no files instead of failing (a failing hook would
+// keep dpkg from ever reinstalling it).
+func TestHalfInstalledWithoutList(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "info"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	status := "Package: cut\nStatus: install reinstreq half-installed\nArchitecture: all\nVersion: 1.0\n\n" +
+		"Package: gone\nStatus: install ok installed\nArchitecture: all\nVersion: 1.0\n\n"
+	if err := os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, err := db.Files(db.Lookup("cut")[0]); err != nil || files != nil {
+		t.Errorf("Files(half-installed, no list) = %v, %v; want none, nil", files, err)
+	}
+	// An installed package without its list is damage: reported.
+	if _, err := db.Files(db.Lookup("gone")[0]); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Files(installed, no list) error = %v, want ErrNotExist", err)
 	}
 }

@@ -595,6 +595,12 @@ func (s *System) listedFiles(pkgs map[string]*dpkgdb.Package) ([]Listed, error) 
 	for _, id := range ids {
 		p := pkgs[id]
 		files, err := s.DB.Files(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// dpkg assumes a package whose list is missing has no files,
+			// and goes on: so must a hook, or it would stop dpkg from
+			// ever repairing such a package.
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
