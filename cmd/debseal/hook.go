@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/debseal/debseal/dpkghook"
 	"github.com/debseal/debseal/pkg/seal"
@@ -303,6 +304,26 @@ func runHookAptPostInvoke(ctx context.Context, g globalOpts, stderr io.Writer) e
 		return nil
 	}
 	log.end(rep, "apt transaction")
+	if dpkgInterrupted(g.Admindir) {
+		// apt will tell the admin to run "dpkg --configure -a"; in this
+		// mode a plain dpkg is not hooked and meets locked files.
+		fmt.Fprintln(stderr, "debseal: dpkg was interrupted: finish with 'debseal dpkg --configure -a' (in the apt-hooks mode a plain dpkg is not hooked and meets locked files)")
+	}
 	log.timing("apt transaction (post-invoke)", 0)
 	return nil
+}
+
+// dpkgInterrupted reports whether dpkg's journal (ADMINDIR/updates) holds
+// entries: a dpkg run was cut short and "dpkg --configure -a" is due.
+func dpkgInterrupted(admindir string) bool {
+	ents, err := os.ReadDir(filepath.Join(admindir, "updates"))
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if n := e.Name(); n != "tmp.i" && strings.Trim(n, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
