@@ -9,10 +9,12 @@
 # (excluded by default), a Multi-Arch: same library for amd64 and i386, a
 # package whose preinst diverts another package's file with --rename, one
 # whose postinst runs dpkg-statoverride --update on another package's file,
-# a file trigger, a package without md5sums that overwrites another's file,
-# a package with files on the EFI system partition, and a
-# version 2.0 of the base package that drops a file (for upgrade tests). Maintainer scripts prefix paths with $DPKG_ROOT so
-# they also work in a sandbox installed with --root and
+# a file trigger whose handler touches a file of the interested package, a
+# package whose preinst kills dpkg (interrupted unpacks), a package without
+# md5sums that overwrites another's file, a package with files on the EFI
+# system partition, and a version 2.0 of the base package that drops a
+# file (for upgrade tests). Maintainer scripts prefix paths with
+# $DPKG_ROOT so they also work in a sandbox installed with --root and
 # --force-script-chrootless. The build is deterministic (fixed mtimes).
 set -euo pipefail
 out=${1:?usage: mktestpkgs.sh OUTDIR}
@@ -91,9 +93,14 @@ base() {
 		echo "only in 1.0" >"$d/usr/share/dstest/dropped-in-2.0.txt"
 	fi
 	echo "interest-noawait /usr/share/dstest/plugins" >"$d/DEBIAN/triggers"
+	# The trigger handler also touches a file of the package itself (a
+	# same-mode chmod, which changes nothing but fails with EPERM on an
+	# immutable file): a run that activates the trigger must unlock the
+	# interested package, or its configure fails half-way.
 	script "$d" postinst '
 if [ "$1" = triggered ]; then
 	ls "$DPKG_ROOT/usr/share/dstest/plugins" >"$DPKG_ROOT/usr/share/dstest/plugins.cache"
+	chmod 0755 "$DPKG_ROOT/usr/bin/dstest-tool"
 fi'
 	build "$d"
 }
@@ -152,6 +159,21 @@ d="$work/plugin"
 control "$d" dstest-plugin 1.0 all "Depends: dstest-base"
 mkdir -p "$d/usr/share/dstest/plugins"
 echo "plugin" >"$d/usr/share/dstest/plugins/plugin.conf"
+build "$d"
+
+# --- dstest-killer: its preinst kills dpkg, for interrupted unpacks ---------
+# While $DPKG_ROOT/dstest-kill-dpkg exists, the preinst SIGKILLs the dpkg
+# that runs it: dpkg dies half-way through an unpack (no post-invoke hook,
+# the package left half-installed, others unpacked), as on a power cut.
+d="$work/killer"
+control "$d" dstest-killer 1.0 all
+mkdir -p "$d/usr/share/dstest-killer"
+echo "survivor" >"$d/usr/share/dstest-killer/data.txt"
+script "$d" preinst '
+if [ -e "$DPKG_ROOT/dstest-kill-dpkg" ]; then
+	kill -KILL "$PPID"
+	exit 1
+fi'
 build "$d"
 
 # --- dstest-nomd5: no md5sums member; overwrites a file of dstest-base ------

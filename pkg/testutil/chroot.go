@@ -145,3 +145,35 @@ func linkDebs(src, dst string) {
 		}
 	}
 }
+
+// DebianMirrors returns the Debian archive and security mirrors named in
+// this machine's apt sources (one-line .list or deb822 .sources files),
+// like scripts/chroot.sh does for debootstrap; deb.debian.org when none.
+func DebianMirrors() (main, security string) {
+	main, security = "http://deb.debian.org/debian", "http://deb.debian.org/debian-security"
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*")
+	files = append([]string{"/etc/apt/sources.list"}, files...)
+	foundMain, foundSec := false, false
+	for _, f := range files {
+		if !strings.HasSuffix(f, ".list") && !strings.HasSuffix(f, ".sources") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(b)) {
+			if !strings.HasPrefix(field, "http://") && !strings.HasPrefix(field, "https://") {
+				continue
+			}
+			u := strings.TrimSuffix(field, "/")
+			switch {
+			case strings.HasSuffix(u, "/debian-security") && !foundSec:
+				security, foundSec = u, true
+			case strings.HasSuffix(u, "/debian") && !foundMain:
+				main, foundMain = u, true
+			}
+		}
+	}
+	return main, security
+}
