@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -495,4 +496,44 @@ func summaryOf(t *testing.T, args ...string) jsonSummary {
 		t.Fatalf("no summary line: %q (%v)", lines[len(lines)-1], err)
 	}
 	return s
+}
+
+// lock records the SHA-256 baseline of what it seals, and the audit notices
+// when that baseline is gone: deleting a manifest (after clearing its
+// flag) must not make the SHA-256 check go quietly blind.
+func TestLockRecordsManifestsAuditMissesNone(t *testing.T) {
+	s := testutil.NewSandbox(t)
+	s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"), testutil.Deb(t, "dstest-multi_1.0_amd64"))
+	out, _, code := debseal(t, "--root", s.Root, "lock", "--all")
+	if code != 0 || !strings.Contains(out, "recorded 2 manifests") {
+		t.Fatalf("lock --all: exit %d, want 0 and 2 manifests recorded\n%s", code, out)
+	}
+	store := manifest.StoreFor(s.Root)
+	m, err := store.Load("dstest-base", "all")
+	if err != nil || m.Version != "1.0" || m.Provenance != manifest.Local {
+		t.Fatalf("manifest after lock: %+v, %v", m, err)
+	}
+	// A second lock records nothing again.
+	if out, _, _ := debseal(t, "--root", s.Root, "lock", "--all"); strings.Contains(out, "recorded") {
+		t.Errorf("second lock --all recorded manifests again:\n%s", out)
+	}
+	if _, _, code := auditJSON(t, "--root", s.Root, "audit"); code != 0 {
+		t.Fatalf("audit of a freshly locked sandbox: exit %d", code)
+	}
+	p := store.Path("dstest-base", "all")
+	setInodeFlag(t, p, 0x10, false) // FS_IMMUTABLE_FL
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	byPath, _, code := auditJSON(t, "--root", s.Root, "audit")
+	if code != 1 || !slices.Contains(byPath[p], "no-manifest") {
+		t.Errorf("audit after the manifest was deleted: exit %d, findings %v; want no-manifest for %s", code, byPath, p)
+	}
+	// debseal manifest puts the baseline back.
+	if _, _, code := debseal(t, "--root", s.Root, "manifest", "dstest-base"); code != 0 {
+		t.Fatalf("manifest dstest-base: exit %d", code)
+	}
+	if _, _, code := auditJSON(t, "--root", s.Root, "audit"); code != 0 {
+		t.Errorf("audit after debseal manifest: exit %d, want 0", code)
+	}
 }

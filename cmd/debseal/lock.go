@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
 )
@@ -16,13 +19,14 @@ func init() {
 }
 
 type lockOpts struct {
-	All     bool
-	DryRun  bool
-	Verify  bool
-	Verbose bool
-	Unlock  bool
-	Pkgs    []string
-	Stderr  io.Writer
+	All        bool
+	NoManifest bool // lock only: do not record missing manifests
+	DryRun     bool
+	Verify     bool
+	Verbose    bool
+	Unlock     bool
+	Pkgs       []string
+	Stderr     io.Writer
 }
 
 func lockCommand() *cli.Command {
@@ -32,15 +36,18 @@ func lockCommand() *cli.Command {
 		ArgsUsage: "[--all | PKG[:ARCH]...]",
 		Description: "Sets the immutable flag on every regular file the packages own, except conffiles and\n" +
 			"paths the policy excludes (/var, /run, /tmp, /home, /srv, /dev, /proc, /sys by default).\n" +
-			"Records the packages as sealed, so debseal relocks them after dpkg changes them.\n\n" + exitCodesHelp,
+			"Records the packages as sealed, so debseal relocks them after dpkg changes them, and\n" +
+			"records a SHA-256 manifest (debseal audit's baseline) for each package that has none for\n" +
+			"its installed version, from its files checked against the package's md5sums.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be locked; change nothing"},
 			&cli.BoolFlag{Name: "verify", Usage: "check each file's MD5 against the package's md5sums first; mismatching files are reported and not locked (exit 1)"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every file changed or skipped"},
+			&cli.BoolFlag{Name: "no-manifest", Usage: "do not record manifests for packages that have none (see debseal manifest)"},
 		},
 		Action: func(c *cli.Context) error {
-			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verify: c.Bool("verify"),
+			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verify: c.Bool("verify"), NoManifest: c.Bool("no-manifest"),
 				Verbose: c.Bool("verbose"), Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
 			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
 		},
@@ -159,6 +166,21 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 			problems = append(problems, err)
 		}
 	}
+	var recorded int
+	var manifestMismatches []string
+	if !o.Unlock && !o.NoManifest {
+		// Sealing is also where the audit's SHA-256 baseline starts: a
+		// package without a manifest for its installed version gets one
+		// now, from its files checked against the md5sums (a file that
+		// differs is left out and reported, never sealed in silently).
+		var n int
+		var err error
+		n, manifestMismatches, err = recordMissingManifests(ctx, sys, pkgs, prog)
+		recorded = n
+		if err != nil {
+			problems = append(problems, err)
+		}
+	}
 	if o.All && o.Unlock {
 		// Sealing is off: debseal's own locked files (manifests) too.
 		if err := seal.UnlockStateDir(g.Root); err != nil {
@@ -167,6 +189,12 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	}
 
 	fmt.Fprintf(out, "%sed %d files, %d already %sed, in %d packages\n", verb, sum.Changed, sum.Already, verb, len(plan.Packages))
+	if recorded > 0 {
+		fmt.Fprintf(out, "recorded %d manifests (the audit's SHA-256 baseline)\n", recorded)
+	}
+	for _, m := range manifestMismatches {
+		fmt.Fprintf(out, "MISMATCH %s: differs from the package's md5sums; left out of its manifest\n", m)
+	}
 	for fs, ts := range sum.Unsupported {
 		fmt.Fprintf(out, "unsupported: %d files on %s (no inode flags there), e.g. %s\n", len(ts), fs, ts[0].Path())
 		if o.Verbose {
@@ -186,7 +214,57 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	if len(mismatches) > 0 {
 		fmt.Fprintf(out, "%d files do not match their md5sums and were not locked (reinstall the package, or investigate)\n", len(mismatches))
 	}
-	return exitFor(problems, mismatches)
+	if len(manifestMismatches) > 0 && !o.Verify {
+		fmt.Fprintf(out, "%d files do not match their md5sums (use lock --verify to leave such files unlocked; reinstall the package, or investigate)\n", len(manifestMismatches))
+	}
+	if err := exitFor(problems, mismatches); err != nil || len(manifestMismatches) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w: %d files differ from their md5sums", errFindings, len(manifestMismatches))
+}
+
+// recordMissingManifests records a manifest for each configured package
+// of pkgs that has none for its installed version. It returns how many it
+// recorded and the files left out because they differ from the md5sums.
+func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog seal.Progress) (int, []string, error) {
+	b := manifest.NewBuilder(sys.g.Root, sys.db, sys.fs.Root)
+	defer b.Close()
+	var need []*dpkgdb.Package
+	for _, p := range pkgs {
+		if !p.Configured() || !p.HasFiles() {
+			continue
+		}
+		if m, err := b.Store.Load(p.Name, p.Arch); err == nil && m.Version == p.Version {
+			continue
+		}
+		need = append(need, p)
+	}
+	if len(need) == 0 {
+		return 0, nil, nil
+	}
+	results, err := buildManifests(ctx, b, need, false, prog)
+	if err != nil {
+		return 0, nil, err
+	}
+	n := 0
+	var mism []string
+	var errs []error
+	for i, r := range results {
+		for _, pr := range r.problems {
+			var mm *manifest.Mismatch
+			if errors.As(pr, &mm) {
+				mism = append(mism, pr.Error())
+			} else {
+				errs = append(errs, fmt.Errorf("manifest of %s: %w", need[i].ID(), pr))
+			}
+		}
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("manifest of %s: %w", need[i].ID(), r.err))
+			continue
+		}
+		n++
+	}
+	return n, mism, errors.Join(errs...)
 }
 
 func exitFor(problems []error, mismatches []seal.Mismatch) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
 )
 
@@ -68,42 +69,9 @@ func runManifest(ctx context.Context, g globalOpts, o manifestOpts, out io.Write
 	}
 	b := manifest.NewBuilder(g.Root, sys.db, sys.fs.Root)
 	defer b.Close()
-
-	type result struct {
-		m        *manifest.Manifest
-		problems []error
-		err      error
-	}
-	results := make([]result, len(pkgs))
-	var next int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	prog := newProgress(o.Stderr, o.All)
-	prog.Start("recording manifests", len(pkgs))
-	for w := 0; w < max(2, runtime.GOMAXPROCS(0)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(pkgs) || ctx.Err() != nil {
-					return
-				}
-				r := &results[i]
-				r.m, r.problems, r.err = b.Build(ctx, pkgs[i], "", !o.Installed)
-				if r.err == nil {
-					r.err = b.Store.Save(r.m)
-				}
-				prog.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	prog.Done()
-	if err := ctx.Err(); err != nil {
+	results, err := buildManifests(ctx, b, pkgs, !o.Installed, prog)
+	if err != nil {
 		return err
 	}
 	counts := map[string]int{}
@@ -136,7 +104,7 @@ func runManifest(ctx context.Context, g globalOpts, o manifestOpts, out io.Write
 		parts = append(parts, fmt.Sprintf("%d %s", n, k))
 	}
 	sort.Strings(parts)
-	fmt.Fprintf(out, "recorded %d manifests in %s: %s\n", len(pkgs)-countErrs(results, func(r result) bool { return r.err != nil }), b.Store.Dir, strings.Join(parts, ", "))
+	fmt.Fprintf(out, "recorded %d manifests in %s: %s\n", len(pkgs)-countErrs(results, func(r manifestResult) bool { return r.err != nil }), b.Store.Dir, strings.Join(parts, ", "))
 	switch {
 	case problems > 0:
 		return fmt.Errorf("%w (%d problems)", errPartial, problems)
@@ -144,6 +112,47 @@ func runManifest(ctx context.Context, g globalOpts, o manifestOpts, out io.Write
 		return fmt.Errorf("%w: %d installed files differ from their packages and were left out of the manifests", errFindings, mismatches)
 	}
 	return nil
+}
+
+// manifestResult is one package's manifest, or why there is none.
+type manifestResult struct {
+	m        *manifest.Manifest
+	problems []error
+	err      error
+}
+
+// buildManifests builds and stores a manifest for each package, in
+// parallel (useData: from a cached .deb's data member when there is one).
+func buildManifests(ctx context.Context, b *manifest.Builder, pkgs []*dpkgdb.Package, useData bool, prog seal.Progress) ([]manifestResult, error) {
+	results := make([]manifestResult, len(pkgs))
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	prog.Start("recording manifests", len(pkgs))
+	for w := 0; w < max(2, runtime.GOMAXPROCS(0)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(pkgs) || ctx.Err() != nil {
+					return
+				}
+				r := &results[i]
+				r.m, r.problems, r.err = b.Build(ctx, pkgs[i], "", useData)
+				if r.err == nil {
+					r.err = b.Store.Save(r.m)
+				}
+				prog.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	prog.Done()
+	return results, ctx.Err()
 }
 
 func countErrs[T any](rs []T, bad func(T) bool) int {

@@ -316,16 +316,33 @@ func (a *Auditor) prepare(pj *pkgJob, sh *shared) {
 		pj.pre = append(pj.pre, Finding{Kind: Unreadable, Package: p.ID(), Path: a.DB.InfoPath(p, "md5sums"), Real: a.DB.InfoPath(p, "md5sums"), Err: err})
 	}
 	pj.md5 = sums
-	if sh.hasManif {
-		m, err := a.Manifests.Load(p.Name, p.Arch)
+	// A sealed package always has a manifest: lock records one and every
+	// relock after dpkg renews it. None (or one for another version)
+	// means it was removed, or the package changed behind debseal's
+	// back: the SHA-256 check is then blind, and that is a finding.
+	if a.Manifests != nil && (sh.hasManif || pj.sealed) {
+		pth := a.Manifests.Path(p.Name, p.Arch)
+		var m *manifest.Manifest
+		err := fs.ErrNotExist
+		if sh.hasManif {
+			m, err = a.Manifests.Load(p.Name, p.Arch)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
+			if pj.sealed {
+				pj.pre = append(pj.pre, Finding{Kind: NoManifest, Package: p.ID(), Path: pth, Real: pth,
+					Expected: "a manifest for " + p.Version, Actual: "none (run debseal manifest " + p.ID() + ")", Source: "policy"})
+			}
 		case err != nil:
-			pth := a.Manifests.Path(p.Name, p.Arch)
 			pj.pre = append(pj.pre, Finding{Kind: BadManifest, Package: p.ID(), Path: pth, Real: pth, Err: err})
 		case m.Version != p.Version:
-			// Stale: recorded for another version (the package changed
-			// without debseal seeing it). Not evidence either way.
+			// Stale: recorded for another version. Not evidence about
+			// the files either way, but for a sealed package it means
+			// dpkg changed it without debseal seeing it.
+			if pj.sealed {
+				pj.pre = append(pj.pre, Finding{Kind: NoManifest, Package: p.ID(), Path: pth, Real: pth,
+					Expected: "a manifest for " + p.Version, Actual: "one for " + m.Version + " (run debseal manifest " + p.ID() + ")", Source: "policy"})
+			}
 		default:
 			pj.man = m
 			sh.manifestsN.Add(1)

@@ -36,11 +36,13 @@ const (
 	Unreadable                      // could not be examined (permission, I/O error)
 	BadMD5Sums                      // a malformed line in dpkg's md5sums file
 	BadManifest                     // a manifest that does not parse or fails its checksum
+	NoManifest                      // a sealed package has no manifest for its installed version
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
-	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt"}
+	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
+	"no-manifest"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
