@@ -7,10 +7,12 @@ package aptconf
 import (
 	"embed"
 	"fmt"
+	"os"
+	"sort"
 	"strings"
 )
 
-//go:embed dpkg.cfg.d/debseal apt.conf.d/99debseal-hooks apt.conf.d/99debseal-wrapper
+//go:embed dpkg.cfg.d/debseal apt.conf.d/99debseal-hooks apt.conf.d/99debseal-wrapper lib/dpkg
 var files embed.FS
 
 // DefaultBinary is where the snippets expect debseal.
@@ -20,6 +22,7 @@ const DefaultBinary = "/usr/sbin/debseal"
 type File struct {
 	Path    string
 	Content []byte
+	Mode    os.FileMode // 0644 for configuration, 0755 for the wrapper script
 }
 
 // Snippets returns the configuration files of a mode, with the binary path
@@ -33,7 +36,8 @@ func Snippets(mode, binary string) ([]File, error) {
 	case "apt-hooks":
 		names = map[string]string{"apt.conf.d/99debseal-hooks": "/etc/apt/apt.conf.d/99debseal-hooks"}
 	case "wrapper":
-		names = map[string]string{"apt.conf.d/99debseal-wrapper": "/etc/apt/apt.conf.d/99debseal-wrapper"}
+		names = map[string]string{"apt.conf.d/99debseal-wrapper": "/etc/apt/apt.conf.d/99debseal-wrapper",
+			"lib/dpkg": WrapperPath}
 	case "divert":
 		return nil, nil
 	default:
@@ -48,10 +52,18 @@ func Snippets(mode, binary string) ([]File, error) {
 		if binary != "" && binary != DefaultBinary {
 			b = []byte(strings.ReplaceAll(string(b), DefaultBinary, binary))
 		}
-		out = append(out, File{Path: dst, Content: b})
+		mode := os.FileMode(0o644)
+		if dst == WrapperPath {
+			mode = 0o755
+		}
+		out = append(out, File{Path: dst, Content: b, Mode: mode})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
+
+// WrapperPath is apt's Dir::Bin::dpkg in the wrapper mode.
+const WrapperPath = "/usr/lib/debseal/dpkg"
 
 // Modes lists the integration modes, the default first.
 var Modes = []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"}
@@ -61,5 +73,5 @@ var AllPaths = []string{
 	"/etc/dpkg/dpkg.cfg.d/debseal",
 	"/etc/apt/apt.conf.d/99debseal-hooks",
 	"/etc/apt/apt.conf.d/99debseal-wrapper",
-	"/usr/lib/debseal/dpkg",
+	WrapperPath,
 }

@@ -109,6 +109,9 @@ func TestAptParsesSnippets(t *testing.T) {
 	for _, mode := range []string{"apt-hooks", "wrapper"} {
 		files, _ := Snippets(mode, "")
 		for _, f := range files {
+			if !strings.HasPrefix(f.Path, "/etc/apt/") {
+				continue // the wrapper script
+			}
 			p := filepath.Join(t.TempDir(), filepath.Base(f.Path))
 			if err := os.WriteFile(p, f.Content, 0o644); err != nil {
 				t.Fatal(err)
@@ -126,5 +129,52 @@ func TestAptParsesSnippets(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestWrapperScriptFallsBack: apt's Dir::Bin::dpkg in the wrapper mode
+// runs debseal's wrapper when debseal is there, and the real dpkg when it
+// is not (apt before 2.9.22 stops when Dir::Bin::dpkg cannot be run).
+func TestWrapperScriptFallsBack(t *testing.T) {
+	dir := t.TempDir()
+	files, err := Snippets("wrapper", filepath.Join(dir, "sbin", "debseal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script []byte
+	for _, f := range files {
+		if f.Path == WrapperPath {
+			if f.Mode != 0o755 {
+				t.Errorf("%s mode %v, want 0755", f.Path, f.Mode)
+			}
+			script = f.Content
+		}
+	}
+	if script == nil {
+		t.Fatalf("the wrapper mode writes no %s", WrapperPath)
+	}
+	// Point the fallback at a stand-in for the real dpkg.
+	real := filepath.Join(dir, "real-dpkg")
+	if err := os.WriteFile(real, []byte("#!/bin/sh\necho \"real dpkg: $*\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := strings.ReplaceAll(string(script), "exec /usr/bin/dpkg", "exec "+real)
+	p := filepath.Join(dir, "dpkg")
+	if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(p, "--configure", "-a").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "real dpkg: --configure -a" {
+		t.Errorf("without debseal: %v, %q; want the real dpkg with the same arguments", err, out)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sbin", "debseal"), []byte("#!/bin/sh\necho \"debseal: $*\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(p, "--configure", "-a").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "debseal: dpkg --configure -a" {
+		t.Errorf("with debseal: %v, %q; want debseal dpkg with the same arguments", err, out)
 	}
 }

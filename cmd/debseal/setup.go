@@ -107,19 +107,13 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 	}
 	changed := false
 	for _, f := range files {
-		ch, err := writeIfDifferent(filepath.Join(g.Root, f.Path), f.Content, 0o644)
+		ch, err := writeIfDifferent(filepath.Join(g.Root, f.Path), f.Content, f.Mode)
 		if err != nil {
 			return err
 		}
 		changed = changed || ch
 	}
 	switch o.Mode {
-	case "wrapper":
-		ch, err := ensureSymlink(filepath.Join(g.Root, "/usr/lib/debseal/dpkg"), o.Binary)
-		if err != nil {
-			return err
-		}
-		changed = changed || ch
 	case "divert":
 		ch, err := setupDivert(ctx, g, o.Binary)
 		if err != nil {
@@ -179,21 +173,6 @@ func writeIfDifferent(path string, data []byte, perm os.FileMode) (bool, error) 
 		return false, nil
 	}
 	return true, seal.WriteFileAtomic(path, data, perm)
-}
-
-func ensureSymlink(path, target string) (bool, error) {
-	if t, err := os.Readlink(path); err == nil && t == target {
-		return false, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return false, err
-	}
-	tmp := path + ".debseal-new"
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return false, err
-	}
-	return true, os.Rename(tmp, path)
 }
 
 const (

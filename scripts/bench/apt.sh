@@ -104,7 +104,7 @@ for mode in none dpkg-hooks apt-hooks wrapper divert; do
 				chroot "$c" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
 				apt-get -q -y install hello >/dev/null 2>&1
 			case $mode in
-			wrapper) exe=/usr/lib/debseal/dpkg ;; # apt's Dir::Bin::dpkg
+			wrapper) exe=/usr/sbin/debseal ;;     # via the /usr/lib/debseal/dpkg script
 			divert) exe=/usr/bin/dpkg ;;          # debseal's copy; the real one is dpkg.distrib
 			*) exe=/usr/sbin/debseal ;;
 			esac
