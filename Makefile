@@ -41,8 +41,10 @@ bench: build
 fuzz:
 	FUZZTIME=$${FUZZTIME:-5m} FUZZMINIMIZE=$${FUZZMINIMIZE:-30s} scripts/fuzz.sh
 
-# debseal_<version>_<arch>.deb in dist/, from the static binary.
-deb: build
+# debseal_<version>_<arch>.deb in dist/, from the static binary stamped with
+# the same version (debseal --version and dpkg -l agree).
+deb:
+	$(MAKE) build VERSION=$(DEB_VERSION)
 	scripts/mkdeb.sh $(BIN) $(DEB_VERSION) dist
 
 clean:

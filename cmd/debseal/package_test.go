@@ -36,6 +36,13 @@ func TestDebianPackage(t *testing.T) {
 	v1 := buildDeb(t, "0.1.9000", dist)
 	v2 := buildDeb(t, "0.1.9001", dist)
 
+	// lintian, where it applies (a binary package built without a source
+	// package): no errors, no warnings.
+	testutil.RequireCommand(t, "lintian")
+	if out, err := exec.Command("lintian", "--fail-on", "error,warning", v1).CombinedOutput(); err != nil {
+		t.Errorf("lintian %s: %v\n%s", filepath.Base(v1), err, out)
+	}
+
 	c := e2eChroot(t)
 	os.Remove(c.Path("/usr/sbin/debseal")) // the package installs it
 	for _, d := range []string{v1, v2} {
@@ -56,7 +63,15 @@ func TestDebianPackage(t *testing.T) {
 		return out
 	}
 
+	// systemd first, so that the postinst enables the units as on a real
+	// system.
+	step("install systemd", "apt-get", "-q", "-y", "install", "--no-install-recommends", "systemd")
 	step("install the package", "apt-get", "-q", "-y", "install", "/root/"+filepath.Base(v1))
+	for _, l := range []string{"/etc/systemd/system/timers.target.wants/debseal-audit.timer", "/etc/systemd/system/sysinit.target.wants/debseal-recover.service"} {
+		if _, err := os.Lstat(c.Path(l)); err != nil {
+			t.Errorf("the postinst did not enable the unit: %v", err)
+		}
+	}
 	if _, err := os.Stat(c.Path("/etc/dpkg/dpkg.cfg.d/debseal")); err != nil {
 		t.Fatalf("postinst did not set up the dpkg hooks: %v", err)
 	}
@@ -79,13 +94,7 @@ func TestDebianPackage(t *testing.T) {
 		t.Error("debseal's own binary is not locked")
 	}
 
-	for _, st := range e2eSteps("dpkg-hooks") {
-		before := listedPaths(t, c)
-		if out, code := runStep(t, c, st); code != 0 {
-			t.Fatalf("%s: exit %d\n%s", st.name, code, out)
-		}
-		checkChroot(t, c, st.name, before)
-	}
+	runSteps(t, c, e2eSteps("dpkg-hooks"))
 
 	// Upgrade debseal itself while its files are locked.
 	before := listedPaths(t, c)
@@ -96,7 +105,6 @@ func TestDebianPackage(t *testing.T) {
 	checkChroot(t, c, "after upgrading debseal", before)
 
 	// The units are valid.
-	step("install systemd", "apt-get", "-q", "-y", "install", "--no-install-recommends", "systemd")
 	out, code := c.Run(t, nil, "systemd-analyze", "verify",
 		"/usr/lib/systemd/system/debseal-recover.service",
 		"/usr/lib/systemd/system/debseal-audit.service",
@@ -108,27 +116,72 @@ func TestDebianPackage(t *testing.T) {
 		t.Errorf("systemd-analyze verify complains about debseal's units:\n%s", out)
 	}
 
-	// The binary removed by hand while the hook configuration stays: dpkg
-	// and apt still work (new packages install; locked ones stay locked).
+	// The binary removed by hand while the hook configuration stays, in
+	// every mode: dpkg and apt still work (new packages install and go;
+	// what is locked stays locked).
 	if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err == nil {
 		t.Error("the locked binary could be moved")
 	}
-	if out, code := c.Run(t, nil, "debseal", "unlock", "debseal"); code != 0 {
-		t.Fatalf("unlock debseal: %d %s", code, out)
+	for _, mode := range []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"} {
+		c.MustRun(t, "debseal", "setup", "--mode", mode)
+		if out, code := c.Run(t, nil, "debseal", "unlock", "debseal"); code != 0 {
+			t.Fatalf("unlock debseal: %d %s", code, out)
+		}
+		if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := c.Run(t, nil, "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb"); code != 0 {
+			t.Errorf("%s: dpkg -i without the debseal binary: exit %d\n%s", mode, code, out)
+		}
+		if out, code := c.Run(t, nil, "dpkg", "-P", "dstest-multi"); code != 0 {
+			t.Errorf("%s: dpkg -P without the debseal binary: exit %d\n%s", mode, code, out)
+		}
+		if out, code := c.Apt(t, nil, "install", "sl"); code != 0 {
+			t.Errorf("%s: apt install without the debseal binary: exit %d\n%s", mode, code, out)
+		}
+		if out, code := c.Apt(t, nil, "purge", "sl"); code != 0 {
+			t.Errorf("%s: apt purge without the debseal binary: exit %d\n%s", mode, code, out)
+		}
+		if err := os.Rename(c.Path("/root/debseal.moved"), c.Path("/usr/sbin/debseal")); err != nil {
+			t.Fatal(err)
+		}
 	}
+	c.MustRun(t, "debseal", "setup", "--mode", "dpkg-hooks")
+	c.MustRun(t, "debseal", "lock", "--all")
+
+	// Removing debseal while its binary is gone must not fail (its prerm
+	// cannot unlock any more, and says so).
+	c.MustRun(t, "debseal", "unlock", "debseal")
 	if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := c.Run(t, nil, "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb"); code != 0 {
-		t.Errorf("dpkg without the debseal binary: exit %d\n%s", code, out)
+	out = step("remove debseal without its binary", "apt-get", "-q", "-y", "remove", "debseal")
+	if !strings.Contains(out, "files it locked stay immutable") {
+		t.Errorf("the prerm did not warn that files stay locked:\n%s", out)
 	}
-	if out, code := c.Apt(t, nil, "install", "sl"); code != 0 {
-		t.Errorf("apt without the debseal binary: exit %d\n%s", code, out)
-	}
-	if err := os.Rename(c.Path("/root/debseal.moved"), c.Path("/usr/sbin/debseal")); err != nil {
-		t.Fatal(err)
-	}
+	step("dpkg after that", "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb")
+	step("dpkg after that", "dpkg", "-P", "dstest-multi")
+	c.MustRun(t, "/root/debseal.moved", "unlock", "--all")
+	os.Remove(c.Path("/root/debseal.moved"))
+
+	// Reinstall, lock, and remove (not purge): exit 0, nothing left
+	// immutable, the hooks gone, the configuration kept.
+	step("reinstall debseal", "apt-get", "-q", "-y", "install", "/root/"+filepath.Base(v2))
 	c.MustRun(t, "debseal", "lock", "--all")
+	step("remove debseal", "apt-get", "-q", "-y", "remove", "debseal")
+	if got := immutableFiles(t, c.Dir); len(got) != 0 {
+		sort.Strings(got)
+		t.Errorf("immutable after remove: %d files, e.g. %v", len(got), got[:min(10, len(got))])
+	}
+	for _, p := range []string{"/etc/dpkg/dpkg.cfg.d/debseal", "/usr/sbin/debseal"} {
+		if _, err := os.Lstat(c.Path(p)); err == nil {
+			t.Errorf("%s left after remove", p)
+		}
+	}
+	if _, err := os.Stat(c.Path("/etc/debseal/debseal.conf")); err != nil {
+		t.Errorf("remove (not purge) lost the configuration: %v", err)
+	}
+	step("dpkg after remove", "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb")
 
 	// Purge: exit 0, nothing left immutable, no state, dpkg and apt work.
 	step("purge debseal", "apt-get", "-q", "-y", "purge", "debseal")

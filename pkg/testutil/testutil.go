@@ -195,7 +195,8 @@ func Binary(t testing.TB) string {
 			return
 		}
 		tmp.Close()
-		cmd := exec.Command("go", "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-o", tmp.Name(), "./cmd/debseal")
+		// The Makefile's flags: the package test ships this binary.
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-ldflags", "-s -w", "-o", tmp.Name(), "./cmd/debseal")
 		cmd.Dir = RepoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
