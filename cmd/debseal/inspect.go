@@ -65,7 +65,7 @@ func inspectCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per file, one per line (docs/json.md, \"inspect\")"},
 			&cli.BoolFlag{Name: "files", Usage: "list the files of the data member (like dpkg-deb --contents)"},
 			&cli.BoolFlag{Name: "hashes", Usage: "with the SHA-256 (and, in JSON, MD5) of every regular file; implies --files"},
-			&cli.IntFlag{Name: "jobs", Usage: "read at most `N` files at once (default: the number of CPUs)"},
+			&cli.IntFlag{Name: "jobs", Usage: "read at most `N` files at once", DefaultText: "the number of CPUs"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
