@@ -45,9 +45,10 @@ func openSeal(g globalOpts, mutating bool) (*seal.System, func(), error) {
 		State: st, ReadDeb: readDeb, Alive: alive}
 	// After every dpkg run End records manifests of what it relocked, from
 	// the database as End reread it (diversions may have changed).
-	s.Record = func(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef) error {
+	s.Record = func(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef, digests seal.Digests) error {
 		b := manifest.NewBuilder(g.Root, s.DB, fs.Root)
 		defer b.Close()
+		b.Known = digests
 		return b.Record(ctx, pkgs, debs)
 	}
 	return s, func() { fs.Close() }, nil

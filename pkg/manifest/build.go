@@ -40,6 +40,10 @@ type Builder struct {
 	// Archives is apt's cache of .debs (ROOT/var/cache/apt/archives).
 	Archives string
 	Now      func() time.Time
+	// Known are digests of installed files read moments ago (by the
+	// relock's md5sums check): a file with the same inode, size and mtime
+	// is not read again.
+	Known seal.Digests
 
 	ixOnce sync.Once
 	ix     *aptindex.Index
@@ -288,8 +292,11 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 			if isConf {
 				want, hasRef = c, true
 			}
-			sha, md, err := hashFile(cur, name, info.Ident, buf)
-			if err != nil {
+			var sha [32]byte
+			var md [16]byte
+			if d, ok := b.Known.Lookup(info.Ident, info.Size, info.Mtime); ok {
+				sha, md = d.SHA256, d.MD5 // read moments ago (seal.Planner.VerifyDigests)
+			} else if sha, md, err = hashFile(cur, name, info.Ident, buf); err != nil {
 				problems = append(problems, err)
 				continue
 			}

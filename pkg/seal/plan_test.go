@@ -3,6 +3,7 @@ package seal
 import (
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
@@ -306,6 +307,23 @@ func TestVerify(t *testing.T) {
 	}
 	if len(res.Unverified) != 1 || res.Unverified[0].Name != "nosum" {
 		t.Errorf("Unverified = %v", res.Unverified)
+	}
+	if res.Digests != nil {
+		t.Errorf("Verify returned digests: %v", res.Digests)
+	}
+	// VerifyDigests: the same verdicts, and both digests of what matched
+	// (only that), from the same read.
+	res = w.pl.VerifyDigests(context.Background(), p.Targets, nil)
+	if len(res.OK) != 1 || len(res.Mismatches) != 1 || len(res.Digests) != 1 {
+		t.Fatalf("VerifyDigests: %d OK, %d mismatches, %d digests; want 1 each", len(res.OK), len(res.Mismatches), len(res.Digests))
+	}
+	good := res.OK[0].Info
+	d, ok := res.Digests.Lookup(good.Ident, good.Size, good.Mtime)
+	if !ok || d.MD5 != md5.Sum([]byte("good")) || d.SHA256 != sha256.Sum256([]byte("good")) {
+		t.Errorf("digest of good = %+v, %v", d, ok)
+	}
+	if _, ok := res.Digests.Lookup(good.Ident, good.Size+1, good.Mtime); ok {
+		t.Error("a digest matched a file of another size")
 	}
 }
 

@@ -75,7 +75,9 @@ type System struct {
 	// the archives of the transaction (those apt or dpkg was given), before
 	// the journal goes: the audit records its manifests there. Its error
 	// is reported, not fatal.
-	Record  func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef) error
+	// digests are what End read of the files it verified (MD5 and
+	// SHA-256 in one read), so they need not be read again.
+	Record  func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef, digests Digests) error
 	Workers int
 }
 
@@ -743,7 +745,12 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		}
 		toVerify = append(toVerify, t)
 	}
-	vr := pl.Verify(ctx, toVerify, nil)
+	var vr *VerifyResult
+	if s.Record != nil {
+		vr = pl.VerifyDigests(ctx, toVerify, nil) // one read for the md5sums check and the manifest
+	} else {
+		vr = pl.Verify(ctx, toVerify, nil)
+	}
 	rep.Mismatches = vr.Mismatches
 	rep.Errors = append(rep.Errors, vr.Errors...)
 	if j != nil {
@@ -775,7 +782,7 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		if j != nil {
 			debs = j.Debs
 		}
-		if err := s.Record(ctx, lock, debs); err != nil {
+		if err := s.Record(ctx, lock, debs, vr.Digests); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Errorf("recording manifests: %w", err))
 		}
 	}

@@ -3,10 +3,13 @@ package seal
 import (
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
 )
 
 // Mismatch is a target whose content differs from what its package's
@@ -27,11 +30,42 @@ type VerifyResult struct {
 	Unverified []*Target  // no owner has an md5sums entry for it
 	Mismatches []Mismatch // content differs: never to be sealed silently
 	Errors     []error    // could not be read, or bad md5sums lines
+	// Digests holds what VerifyDigests read of each OK target, so that
+	// the manifest recorded next need not read the files again.
+	Digests Digests
+}
+
+// FileDigest is what one read of a regular file found: its digests, and
+// the size and mtime it had (a later use checks they are unchanged).
+type FileDigest struct {
+	Size, Mtime int64
+	MD5         [16]byte
+	SHA256      [32]byte
+}
+
+// Digests are file digests by inode.
+type Digests map[fsattr.Ident]FileDigest
+
+// Lookup returns the digest of an inode if it was read with this size and
+// mtime.
+func (d Digests) Lookup(id fsattr.Ident, size, mtime int64) (FileDigest, bool) {
+	fd, ok := d[id]
+	return fd, ok && fd.Size == size && fd.Mtime == mtime
 }
 
 // Verify hashes every target (in parallel, by directory) and compares the
 // MD5 with the md5sums of each package that lists it.
 func (pl *Planner) Verify(ctx context.Context, targets []*Target, prog Progress) *VerifyResult {
+	return pl.verify(ctx, targets, prog, false)
+}
+
+// VerifyDigests is Verify that also computes each file's SHA-256 in the
+// same read and returns both digests of the files that matched.
+func (pl *Planner) VerifyDigests(ctx context.Context, targets []*Target, prog Progress) *VerifyResult {
+	return pl.verify(ctx, targets, prog, true)
+}
+
+func (pl *Planner) verify(ctx context.Context, targets []*Target, prog Progress, withSHA bool) *VerifyResult {
 	if prog == nil {
 		prog = NoProgress
 	}
@@ -60,6 +94,7 @@ func (pl *Planner) Verify(ctx context.Context, targets []*Target, prog Progress)
 		ok, covered bool
 		mismatch    Mismatch
 		err         error
+		sha         [32]byte
 	}
 	verdicts := make([]verdict, len(targets))
 	groups := map[string][]int{}
@@ -89,11 +124,12 @@ func (pl *Planner) Verify(ctx context.Context, targets []*Target, prog Progress)
 				v.err = derr
 				continue
 			}
-			got, err := hashMD5(d, t)
+			got, sha, err := hashFile(d, t, withSHA)
 			if err != nil {
 				v.err = err
 				continue
 			}
+			v.sha = sha
 			v.ok = true
 			for _, o := range t.Owners {
 				if want, ok := sums[o.Pkg][o.Path]; ok && want != got {
@@ -117,24 +153,47 @@ func (pl *Planner) Verify(ctx context.Context, targets []*Target, prog Progress)
 			res.Mismatches = append(res.Mismatches, v.mismatch)
 		default:
 			res.OK = append(res.OK, t)
+			if withSHA {
+				if res.Digests == nil {
+					res.Digests = Digests{}
+				}
+				// Every owner agreed with this MD5, so any one's will do.
+				md := sums[t.Owners[0].Pkg][t.Owners[0].Path]
+				for _, o := range t.Owners {
+					if m, ok := sums[o.Pkg][o.Path]; ok {
+						md = m
+						break
+					}
+				}
+				res.Digests[t.Info.Ident] = FileDigest{Size: t.Info.Size, Mtime: t.Info.Mtime, MD5: md, SHA256: v.sha}
+			}
 		}
 	}
 	return res
 }
 
-func hashMD5(d Dir, t *Target) ([16]byte, error) {
-	var sum [16]byte
+// hashFile reads a target once for its MD5 and, with withSHA, its SHA-256.
+func hashFile(d Dir, t *Target, withSHA bool) (md [16]byte, sha [32]byte, err error) {
 	f, err := d.Open(t.Name, t.Info.Ident)
 	if err != nil {
-		return sum, err
+		return md, sha, err
 	}
 	defer f.Close()
-	h := md5.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return sum, fmt.Errorf("seal: read %s: %w", t.Path(), err)
+	hm := md5.New()
+	var w io.Writer = hm
+	var hs hash.Hash
+	if withSHA {
+		hs = sha256.New()
+		w = io.MultiWriter(hm, hs)
 	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
+	if _, err := io.Copy(w, f); err != nil {
+		return md, sha, fmt.Errorf("seal: read %s: %w", t.Path(), err)
+	}
+	hm.Sum(md[:0])
+	if hs != nil {
+		hs.Sum(sha[:0])
+	}
+	return md, sha, nil
 }
 
 // Lookup returns the database packages for IDs, in order, and the IDs that
