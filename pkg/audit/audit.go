@@ -19,6 +19,7 @@ import (
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/policy"
 	"github.com/debseal/debseal/pkg/seal"
+	md5simd "github.com/minio/md5-simd"
 )
 
 // Options tune an audit.
@@ -80,6 +81,7 @@ type shared struct {
 	overrides  map[string]dpkgdb.StatOverride
 	confPaths  map[string]string // every conffile path of every package → its status hash (first owner's)
 	hasManif   bool
+	lanes      *md5Lanes // nil: crypto/md5 only
 	locks      *lockTable
 	hashedN    atomic.Int64
 	cachedN    atomic.Int64
@@ -145,12 +147,17 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	prog.Start("auditing", total)
 	defer prog.Done()
 
+	sh.lanes = newMD5Lanes()
+	defer sh.lanes.Close()
 	workers := a.Opts.Workers
 	if v, err := strconv.Atoi(os.Getenv("DEBSEAL_AUDIT_WORKERS")); err == nil && v > 0 {
 		workers = v
 	}
 	if workers <= 0 {
 		workers = max(4, 2*runtime.GOMAXPROCS(0))
+		if sh.lanes != nil {
+			workers = 16 * runtime.GOMAXPROCS(0) // enough files in flight to fill the lanes (md5lanes.go)
+		}
 	}
 	jobs := make(chan *dirJob, 256)
 	big := make(chan *dirJob, 4096)
@@ -161,6 +168,11 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 			defer wg.Done()
 			wk := &worker{a: a, sh: sh, buf: make([]byte, 128<<10), big: big}
 			defer wk.close()
+			defer func() {
+				if wk.lane != nil {
+					wk.lane.Close()
+				}
+			}()
 			for {
 				// Big files first: they were split off their directory's
 				// job so that every worker shares them.
@@ -377,7 +389,8 @@ type worker struct {
 	dirPath string
 	dir     *fsattr.Dir
 	dirErr  error
-	big     chan *dirJob // where big files go (nil: hash them inline)
+	big     chan *dirJob   // where big files go (nil: hash them inline)
+	lane    md5simd.Hasher // this worker's MD5 lane, once it needs one
 }
 
 func (w *worker) close() {

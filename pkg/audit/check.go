@@ -305,7 +305,15 @@ func (w *worker) read(d *fsattr.Dir, name string, info fsattr.Info, sha, md bool
 		hs = sha256.New()
 		dst = hs
 	default:
-		hm = md5.New()
+		if w.sh.lanes != nil && fh.Info.Size >= simdMinSize {
+			if w.lane == nil {
+				w.lane = w.sh.lanes.hasher()
+			}
+			w.lane.Reset()
+			hm = w.lane
+		} else {
+			hm = md5.New()
+		}
 		dst = hm
 	}
 	// Read exactly the size fstat reported: for the many small files that
