@@ -10,7 +10,9 @@
 # installed before timing so hello's install fires its trigger.
 set -euo pipefail
 bin=$1
-runs=${BENCH_RUNS:-1}
+# The scenario's wall time varies by 10-15% from run to run here (apt,
+# dpkg and the disk): the median of several runs is what is compared.
+runs=${BENCH_RUNS:-3}
 work=$(mktemp -d /tmp/debseal-bench-apt.XXXXXX)
 cache=${DEBSEAL_CACHE:-/var/tmp/debseal-cache}/archives
 mkdir -p "$cache"
@@ -74,7 +76,7 @@ now() { date +%s.%N; }
 startup=$(hyperfine -N --warmup 5 --runs 40 --export-json "$work/startup.json" "$bin --version" >/dev/null 2>&1 &&
 	sed -n 's/.*"median": \([0-9.e-]*\).*/\1/p' "$work/startup.json" | head -n1 | awk '{printf "%.1f", $1 * 1000}')
 echo "debseal process start-up (debseal --version, median): $startup ms"
-printf '| %-10s | %14s | %16s | %28s |\n' mode "scenario wall" "vs no debseal" "debseal in 'install hello'"
+printf '| %-10s | %22s | %16s | %28s |\n' mode "scenario wall (min-max)" "vs no debseal" "debseal in 'install hello'"
 printf '|%s|%s|%s|%s|\n' "------------" "----------------" "------------------" "------------------------------"
 base=""
 for mode in none dpkg-hooks apt-hooks wrapper divert; do
@@ -114,6 +116,7 @@ for mode in none dpkg-hooks apt-hooks wrapper divert; do
 		umount "$c/dev/pts" "$c/proc"
 	done
 	wall=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+	spread=$(printf '%s\n' "${walls[@]}" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.1f-%.1f", lo, hi}')
 	if [ "$mode" = none ]; then
 		base=$wall
 		ratio="-"
@@ -121,5 +124,5 @@ for mode in none dpkg-hooks apt-hooks wrapper divert; do
 	else
 		ratio=$(awk -v a="$wall" -v b="$base" 'BEGIN {printf "%.3fx", a / b}')
 	fi
-	printf '| %-10s | %12.1f s | %16s | %28s |\n' "$mode" "$wall" "$ratio" "$own"
+	printf '| %-10s | %8.1f s (%9s) | %16s | %28s |\n' "$mode" "$wall" "$spread" "$ratio" "$own"
 done
