@@ -54,6 +54,11 @@ func CleanPath(p string) (string, error) {
 	if len(p) > 2 && p[0] == '.' && p[1] == '/' && isClean(p[1:]) {
 		return p[1:], nil // "./usr/bin/x" as tar members name files
 	}
+	if p[0] != '/' && p[0] != '.' {
+		if q := "/" + p; isClean(q) {
+			return q, nil // "usr/bin/x" as md5sums name files
+		}
+	}
 	return cleanSlow(p)
 }
 
