@@ -17,8 +17,10 @@ import (
 )
 
 // The xz container is parsed here and only the LZMA2 data of each block is
-// handed to ulikunitz/xz (lzma.Reader2). ulikunitz's own xz.Reader decodes
-// one block after the other on one core, about 2x slower than liblzma;
+// handed to a decoder: XZ Embedded's Go port for blocks held in memory
+// (xzblock.go), ulikunitz/xz (lzma.Reader2) for blocks too big to hold.
+// ulikunitz's own xz.Reader decodes one block after the other on one
+// core, about 2.4x slower than liblzma;
 // dpkg-deb decodes the independent blocks of a multi-block stream (dpkg's
 // threaded xz writes 24 MiB blocks) on several threads. We do the same:
 // the blocks of a stream are delimited while reading it sequentially (from
@@ -74,7 +76,7 @@ type xzJob struct {
 	out   *xzOut
 	comp  []byte // the block's LZMA2 chunks, end marker included
 	usize int64
-	dict  int
+	dict  int // the dictionary the block needs: its header's, or its output's size if smaller
 	check byte
 	want  []byte // the stored check
 	index int    // block number, for messages
@@ -407,8 +409,7 @@ func (x *xzReader) block(n int, first, check byte, seen *xzIndexHash) error {
 		close(out.chunks)
 		return nil
 	}
-	j := &xzJob{out: out, comp: comp, usize: usize, check: check, want: bytes.Clone(want), index: n}
-	j.dict = int(max(min(int64(dict), usize), lzma.MinDictCap))
+	j := &xzJob{out: out, comp: comp, usize: usize, dict: int(min(int64(dict), usize)), check: check, want: bytes.Clone(want), index: n}
 	select {
 	case x.jobs <- j:
 		return nil
@@ -420,13 +421,10 @@ func (x *xzReader) block(n int, first, check byte, seen *xzIndexHash) error {
 
 // decodeJob decodes a block held in memory, on a worker.
 func (x *xzReader) decodeJob(j *xzJob) error {
-	src := &sliceReader{b: j.comp}
-	usize, sum, err := x.decode(src, j.dict, j.check, j.usize, j.out.chunks)
+	sum, err := x.decodeBlock(j.comp, j.usize, j.dict, j.check, j.out.chunks)
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: xz: block %d: %w", ErrFormat, j.index, err)
-	case usize != j.usize || src.off != len(src.b):
-		return xzFormat("block %d: LZMA2 data does not end where its chunk headers say", j.index)
 	case !bytes.Equal(sum, j.want):
 		return xzFormat("block %d: check mismatch (corrupt data)", j.index)
 	}
@@ -696,27 +694,6 @@ func xzCheckSum(h hash.Hash, check byte) []byte {
 		return h.Sum(nil)
 	}
 	return []byte{}
-}
-
-// sliceReader is a bytes.Reader cut down to what lzma.Reader2 needs: it
-// reads the compressed data one byte per call, so the call matters.
-type sliceReader struct {
-	b   []byte
-	off int
-}
-
-func (r *sliceReader) Read(p []byte) (int, error) {
-	if r.off >= len(r.b) {
-		return 0, io.EOF
-	}
-	if len(p) == 1 {
-		p[0] = r.b[r.off]
-		r.off++
-		return 1, nil
-	}
-	n := copy(p, r.b[r.off:])
-	r.off += n
-	return n, nil
 }
 
 type countReader struct {
