@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"crypto/md5"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -535,5 +536,69 @@ func TestLockRecordsManifestsAuditMissesNone(t *testing.T) {
 	}
 	if _, _, code := auditJSON(t, "--root", s.Root, "audit"); code != 0 {
 		t.Errorf("audit after debseal manifest: exit %d, want 0", code)
+	}
+}
+
+// debseal manifest builds from the .deb in apt's cache, and calls it
+// apt-verified when the strongest hash apt's index gives for it matches,
+// whatever that hash is (third-party repositories publish only SHA1 or
+// MD5sum); a wrong hash, or no index entry, makes it local.
+func TestManifestProvenanceFromAptCache(t *testing.T) {
+	const deb = "dstest-base_1.0_all"
+	data, err := os.ReadFile(testutil.Deb(t, deb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, field string
+		want        manifest.Provenance
+	}{
+		{"SHA256", fmt.Sprintf("SHA256: %x\n", sha256.Sum256(data)), manifest.AptVerified},
+		{"SHA1 only", fmt.Sprintf("SHA1: %x\n", sha1.Sum(data)), manifest.AptVerified},
+		{"MD5sum only", fmt.Sprintf("MD5sum: %x\n", md5.Sum(data)), manifest.AptVerified},
+		{"a wrong SHA256 beats a right MD5sum", fmt.Sprintf("MD5sum: %x\nSHA256: %064x\n", md5.Sum(data), 0), manifest.Local},
+		{"no entry", "", manifest.Local},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testutil.NewSandbox(t)
+			s.MustDpkg(t, "-i", testutil.Deb(t, deb))
+			cache := s.Path("/var/cache/apt/archives")
+			if err := os.MkdirAll(cache, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(cache, deb+".deb"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			lists := s.Path("/var/lib/apt/lists")
+			os.MkdirAll(lists, 0o755)
+			idx := ""
+			if tt.field != "" {
+				idx = "Package: dstest-base\nVersion: 1.0\nArchitecture: all\nFilename: pool/" + deb + ".deb\n" + tt.field + "\n"
+			}
+			if err := os.WriteFile(filepath.Join(lists, "test_dists_x_main_binary-amd64_Packages"), []byte(idx), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, errOut, code := debseal(t, "--root", s.Root, "manifest", "dstest-base"); code != 0 {
+				t.Fatalf("manifest: exit %d\n%s%s", code, out, errOut)
+			}
+			m, err := manifest.StoreFor(s.Root).Load("dstest-base", "all")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Provenance != tt.want || m.Content != manifest.FromDebData {
+				t.Errorf("provenance %s from the %s, want %s from the deb", m.Provenance, m.Content, tt.want)
+			}
+			// From the .deb's data: its entries carry the archive's digests.
+			found := false
+			for _, e := range m.Entries {
+				if e.Path == "/usr/bin/dstest-tool" {
+					found = e.HasSHA256 && e.HasMD5
+				}
+			}
+			if !found {
+				t.Error("no digests for /usr/bin/dstest-tool")
+			}
+		})
 	}
 }
