@@ -103,8 +103,7 @@ show "${dpkg[@]}" --audit
 step "Status: per package, how many files are locked"
 show "$bin" --root "$root" status
 
-step "Audit: record SHA-256 manifests, then check every file: content, mode, owner, links, locks"
-show "$bin" --root "$root" manifest --all
+step "Audit: every file against md5sums and the SHA-256 manifests lock and the hooks recorded: content, mode, owner, links, locks"
 show "$bin" --root "$root" audit
 
 step "Unlock: everything is mutable again"
