@@ -109,36 +109,27 @@ func (j *Journal) merge(old *Journal) {
 	}
 	j.Packages = unionStrings(old.Packages, j.Packages)
 	j.NewPackages = unionStrings(old.NewPackages, j.NewPackages)
-	seenDeb := map[DebRef]bool{}
-	for _, d := range j.Debs {
-		seenDeb[d] = true
-	}
-	for _, d := range old.Debs {
-		if !seenDeb[d] {
-			j.Debs = append(j.Debs, d)
-		}
-	}
-	seenL := map[Listed]bool{}
-	for _, l := range j.Before {
-		seenL[l] = true
-	}
-	for _, l := range old.Before {
-		if !seenL[l] {
-			j.Before = append(j.Before, l)
-		}
-	}
-	seenE := map[[2]uint64]bool{}
-	for _, e := range j.Unlocked {
-		seenE[[2]uint64{e.Dev, e.Ino}] = true
-	}
-	for _, e := range old.Unlocked {
-		if !seenE[[2]uint64{e.Dev, e.Ino}] {
-			j.Unlocked = append(j.Unlocked, e)
-		}
-	}
+	j.Debs = appendMissing(j.Debs, old.Debs, func(d DebRef) DebRef { return d })
+	j.Before = appendMissing(j.Before, old.Before, func(l Listed) Listed { return l })
+	j.Unlocked = appendMissing(j.Unlocked, old.Unlocked, func(e Entry) [2]uint64 { return [2]uint64{e.Dev, e.Ino} })
 	if old.Created.Before(j.Created) {
 		j.Created = old.Created
 	}
+}
+
+// appendMissing appends the elements of more whose key is not in dst yet.
+func appendMissing[T any, K comparable](dst, more []T, key func(T) K) []T {
+	seen := make(map[K]bool, len(dst))
+	for _, v := range dst {
+		seen[key(v)] = true
+	}
+	for _, v := range more {
+		if k := key(v); !seen[k] {
+			seen[k] = true
+			dst = append(dst, v)
+		}
+	}
+	return dst
 }
 
 func unionStrings(a, b []string) []string {

@@ -9,6 +9,19 @@ import (
 	"github.com/debseal/debseal/pkg/policy"
 )
 
+// sealedSystem is a System over the world with everything sealed, its
+// state in a fresh root.
+func (w *world) sealedSystem(t *testing.T) *System {
+	t.Helper()
+	root := t.TempDir()
+	st := NewState()
+	st.Lock(nil, true)
+	if err := st.Save(root); err != nil {
+		t.Fatal(err)
+	}
+	return &System{Root: root, Admindir: w.db.Admindir, FS: w.fs, DB: w.db, Policy: policy.Default(), State: st, Workers: 2}
+}
+
 // A relock that fails must not be forgotten: End removes the journal and
 // moves the sync stamp, so the package has to stay pending until a later
 // End locks it.
@@ -21,16 +34,11 @@ func TestEndKeepsFailedRelocksPending(t *testing.T) {
 		f.file("/usr/bin/b", "b")
 		f.file("/usr/bin/q", "q")
 	}, nil)
-	root := t.TempDir()
-	st := NewState()
-	st.Lock(nil, true)
-	if err := st.Save(root); err != nil {
-		t.Fatal(err)
-	}
+	s := w.sealedSystem(t)
+	root := s.Root
 	if err := AddPending(root, []string{"p", "q"}); err != nil {
 		t.Fatal(err)
 	}
-	s := &System{Root: root, Admindir: w.db.Admindir, FS: w.fs, DB: w.db, Policy: policy.Default(), State: st, Workers: 2}
 	ctx := context.Background()
 
 	w.fs.fail["/usr/bin/b"] = syscall.EIO
@@ -72,13 +80,8 @@ func TestBeginMergesJournalOfSameOwner(t *testing.T) {
 		f.file("/usr/bin/p", "p").flags = 0x10
 		f.file("/usr/bin/q", "q").flags = 0x10
 	}, nil)
-	root := t.TempDir()
-	st := NewState()
-	st.Lock(nil, true)
-	if err := st.Save(root); err != nil {
-		t.Fatal(err)
-	}
-	s := &System{Root: root, Admindir: w.db.Admindir, FS: w.fs, DB: w.db, Policy: policy.Default(), State: st, Workers: 2}
+	s := w.sealedSystem(t)
+	root := s.Root
 	ctx := context.Background()
 	owner := Process{Pid: 4242, StartTime: 7, Via: "apt-hook"}
 	for _, pkg := range []string{"p", "q"} {
@@ -119,17 +122,11 @@ func TestEndReportsOrphansOfConflictingPackages(t *testing.T) {
 		f.file("/usr/bin/tool", "old tool").flags = 0x10
 		f.file("/usr/bin/old-only", "left behind").flags = 0x10
 	}, nil)
-	root := t.TempDir()
-	st := NewState()
-	st.Lock(nil, true)
-	if err := st.Save(root); err != nil {
-		t.Fatal(err)
+	s := w.sealedSystem(t)
+	s.ReadDeb = func(p string) (*DebInfo, error) {
+		return &DebInfo{Path: p, Package: "new", Version: "1", Arch: "all", Conflicts: "old", Replaces: "old",
+			Paths: []string{"/usr/bin/tool"}}, nil
 	}
-	s := &System{Root: root, Admindir: w.db.Admindir, FS: w.fs, DB: w.db, Policy: policy.Default(), State: st, Workers: 2,
-		ReadDeb: func(p string) (*DebInfo, error) {
-			return &DebInfo{Path: p, Package: "new", Version: "1", Arch: "all", Conflicts: "old", Replaces: "old",
-				Paths: []string{"/usr/bin/tool"}}, nil
-		}}
 	ctx := context.Background()
 	rep, err := s.Begin(ctx, Request{Debs: []string{"/tmp/new_1_all.deb"}}, Process{Pid: 1, StartTime: 1, Via: "wrapper"})
 	if err != nil {
