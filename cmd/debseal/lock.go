@@ -234,7 +234,7 @@ func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Pac
 		if !p.Configured() || !p.HasFiles() {
 			continue
 		}
-		if m, err := b.Store.Load(p.Name, p.Arch); err == nil && m.Version == p.Version {
+		if m, err := b.Store.Header(p.Name, p.Arch); err == nil && m.Version == p.Version {
 			continue
 		}
 		need = append(need, p)

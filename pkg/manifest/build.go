@@ -426,7 +426,7 @@ func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []sea
 		if debPath == "" {
 			// Nothing new was unpacked for it: keep a manifest that still
 			// describes this version (it may be apt-verified).
-			if old, err := b.Store.Load(p.Name, p.Arch); err == nil && old.Version == p.Version {
+			if old, err := b.Store.Header(p.Name, p.Arch); err == nil && old.Version == p.Version {
 				continue
 			}
 		}
@@ -440,7 +440,7 @@ func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []sea
 				// dpkg did not install it (the run failed or was cut
 				// short), or apt already cleaned it away (a recovery
 				// later): keep what describes the installed version.
-				if old, err := b.Store.Load(p.Name, p.Arch); err == nil && old.Version == p.Version {
+				if old, err := b.Store.Header(p.Name, p.Arch); err == nil && old.Version == p.Version {
 					continue
 				}
 				c = nil

@@ -289,6 +289,34 @@ func unescape(s string) (string, error) {
 	return debfmt.PercentDecode(s)
 }
 
+// readHeader parses the magic line and the header fields, up to the blank
+// line that ends them (see Store.Header).
+func readHeader(r io.Reader, name string) (*Manifest, error) {
+	sc := bufio.NewScanner(r)
+	m := &Manifest{}
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case n == 1 && line != Magic:
+			return nil, &Error{File: name, Line: n, Err: ErrCorrupt, Msg: fmt.Sprintf("first line %q, want %q", trunc(line), Magic)}
+		case n == 1:
+		case line == "":
+			if m.Package == "" || m.Version == "" {
+				return nil, &Error{File: name, Err: ErrCorrupt, Msg: "no Package or Version field"}
+			}
+			return m, nil
+		default:
+			if err := m.setHeader(line); err != nil {
+				return nil, &Error{File: name, Line: n, Err: ErrCorrupt, Msg: err.Error()}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("manifest: read %s: %w", name, err)
+	}
+	return nil, &Error{File: name, Err: ErrCorrupt, Msg: "no blank line after the header"}
+}
+
 // maxManifest bounds what Read accepts (the biggest Debian packages list
 // about 100,000 paths, some 20 MB of manifest).
 const maxManifest = 256 << 20

@@ -120,3 +120,22 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// Store.Header reads what the full parse reads of the header, and refuses
+// what is not a manifest header.
+func TestReadHeader(t *testing.T) {
+	m := sample()
+	h, err := readHeader(bytes.NewReader(Marshal(m)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Entries = nil
+	if !reflect.DeepEqual(h, m) {
+		t.Errorf("readHeader = %+v\nwant %+v", h, m)
+	}
+	for _, in := range []string{"", "not a manifest\n\n", Magic + "\nPackage: x\n", Magic + "\nVersion: 1\n\n", Magic + "\nbad line\n\n"} {
+		if _, err := readHeader(strings.NewReader(in), "test"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("readHeader(%q) error = %v, want ErrCorrupt", in, err)
+		}
+	}
+}

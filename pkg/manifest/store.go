@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -35,6 +36,21 @@ func (s *Store) Load(pkg, arch string) (*Manifest, error) {
 	}
 	defer f.Close()
 	return Read(f, p)
+}
+
+// Header reads only the header of a package's manifest (package,
+// architecture, version, provenance...), without its entries and without
+// checking its checksum: enough to know whether a manifest describes the
+// installed version, at a fraction of Load's cost (lock --all asks for
+// every package). Whoever trusts the contents uses Load.
+func (s *Store) Header(pkg, arch string) (*Manifest, error) {
+	p := s.Path(pkg, arch)
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readHeader(io.LimitReader(f, 64<<10), p)
 }
 
 // Save writes m atomically and makes it immutable, so that changing a
