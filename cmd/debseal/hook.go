@@ -135,6 +135,7 @@ func runHookDpkg(ctx context.Context, pre bool, stderr io.Writer) error {
 	if err != nil {
 		log.Errorf("%s: %v", what, err)
 	}
+	s.Fresh = true // this process started after dpkg's run
 	rep, err := s.End(ctx, j)
 	if err != nil {
 		log.Errorf("%s: %v (run debseal recover)", what, err)
@@ -298,6 +299,7 @@ func runHookAptPostInvoke(ctx context.Context, g globalOpts, stderr io.Writer) e
 	if err != nil {
 		log.Errorf("post-invoke: %v", err)
 	}
+	s.Fresh = true // this process started after apt's last dpkg run
 	rep, err := s.End(ctx, j)
 	if err != nil {
 		log.Errorf("post-invoke: %v (run debseal recover)", err)

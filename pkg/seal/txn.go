@@ -79,6 +79,10 @@ type System struct {
 	// SHA-256 in one read), so they need not be read again.
 	Record  func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef, digests Digests) error
 	Workers int
+	// Fresh says the database and state were read after the dpkg run the
+	// next End follows (a post-invoke hook is a new process): that End
+	// does not read them again. End clears it.
+	Fresh bool
 }
 
 func (s *System) planner(forUnlock bool) *Planner {
@@ -644,9 +648,12 @@ type EndReport struct {
 // and removes the journal. j may be nil (nothing was unlocked, but
 // packages may still need locking).
 func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
-	if err := s.Reload(); err != nil {
-		return nil, err
+	if !s.Fresh {
+		if err := s.Reload(); err != nil {
+			return nil, err
+		}
 	}
+	s.Fresh = false
 	rep := &EndReport{}
 	if !s.State.Any() {
 		// Sealing was switched off meanwhile: leave everything as it is.
