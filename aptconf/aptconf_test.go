@@ -177,4 +177,30 @@ func TestWrapperScriptFallsBack(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "debseal: dpkg --configure -a" {
 		t.Errorf("with debseal: %v, %q; want debseal dpkg with the same arguments", err, out)
 	}
+	// apt's queries skip debseal; anything that may change files does
+	// not, including command lines where a query's name is only an
+	// option's value or a file name.
+	for _, tt := range []struct {
+		args   []string
+		direct bool
+	}{
+		{[]string{"--print-foreign-architectures"}, true},
+		{[]string{"--admindir=/var/lib/dpkg", "--assert-multi-arch"}, true},
+		{[]string{"--compare-versions", "1", "lt", "2"}, true},
+		{[]string{"--status-fd", "15", "--no-triggers", "--unpack", "/var/cache/apt/archives/a.deb"}, false},
+		{[]string{"--log", "--version", "-r", "pkg"}, false},
+		{[]string{"-i", "a.deb", "--version"}, false},
+		{[]string{"-i", "--", "--version"}, false},
+		{[]string{"-P", "pkg"}, false},
+	} {
+		out, err := exec.Command(p, tt.args...).CombinedOutput()
+		got := strings.TrimSpace(string(out))
+		want := "debseal: dpkg " + strings.Join(tt.args, " ")
+		if tt.direct {
+			want = "real dpkg: " + strings.Join(tt.args, " ")
+		}
+		if err != nil || got != want {
+			t.Errorf("dpkg %q: %v, %q; want %q", tt.args, err, got, want)
+		}
+	}
 }
