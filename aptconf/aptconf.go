@@ -49,6 +49,9 @@ func Snippets(mode, binary string) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
+		if dst == WrapperPath {
+			b = wrapperScript(b, "/usr/bin/dpkg")
+		}
 		if binary != "" && binary != DefaultBinary {
 			b = []byte(strings.ReplaceAll(string(b), DefaultBinary, binary))
 		}
@@ -64,6 +67,21 @@ func Snippets(mode, binary string) ([]File, error) {
 
 // WrapperPath is apt's Dir::Bin::dpkg in the wrapper mode.
 const WrapperPath = "/usr/lib/debseal/dpkg"
+
+// DivertScript is what the divert mode puts at /usr/bin/dpkg: the wrapper
+// script, with the real dpkg at realDpkg (its diverted name).
+func DivertScript(realDpkg, binary string) []byte {
+	b, _ := files.ReadFile("lib/dpkg")
+	b = wrapperScript(b, realDpkg)
+	if binary != "" && binary != DefaultBinary {
+		b = []byte(strings.ReplaceAll(string(b), DefaultBinary, binary))
+	}
+	return b
+}
+
+func wrapperScript(tmpl []byte, realDpkg string) []byte {
+	return []byte(strings.ReplaceAll(string(tmpl), "@REAL_DPKG@", realDpkg))
+}
 
 // Modes lists the integration modes, the default first.
 var Modes = []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"}

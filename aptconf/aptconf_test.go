@@ -158,7 +158,7 @@ func TestWrapperScriptFallsBack(t *testing.T) {
 	if err := os.WriteFile(real, []byte("#!/bin/sh\necho \"real dpkg: $*\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := strings.ReplaceAll(string(script), "exec /usr/bin/dpkg", "exec "+real)
+	s := strings.ReplaceAll(string(script), "exec /usr/bin/dpkg ", "exec "+real+" ")
 	p := filepath.Join(dir, "dpkg")
 	if err := os.WriteFile(p, []byte(s), 0o755); err != nil {
 		t.Fatal(err)
@@ -202,5 +202,18 @@ func TestWrapperScriptFallsBack(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("dpkg %q: %v, %q; want %q", tt.args, err, got, want)
 		}
+	}
+	// Calls from maintainer scripts, and DEBSEAL_DISABLE=1, never start
+	// debseal.
+	for _, env := range []string{"DPKG_MAINTSCRIPT_NAME=postinst", "DEBSEAL_DISABLE=1"} {
+		cmd := exec.Command(p, "-i", "x.deb")
+		cmd.Env = append(os.Environ(), env)
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "real dpkg: -i x.deb" {
+			t.Errorf("with %s: %v, %q; want the real dpkg", env, err, out)
+		}
+	}
+	// The divert mode's copy names the diverted real dpkg.
+	if d := string(DivertScript("/usr/bin/dpkg.distrib", "")); !strings.Contains(d, "exec /usr/bin/dpkg.distrib \"$@\"") || strings.Contains(d, "@REAL_DPKG@") {
+		t.Errorf("DivertScript does not run /usr/bin/dpkg.distrib:\n%s", d)
 	}
 }

@@ -39,7 +39,7 @@ func setupCommand() *cli.Command {
 			"  apt-hooks   DPkg::Pre-Install-Pkgs/Pre-Invoke/Post-Invoke in /etc/apt/apt.conf.d:\n" +
 			"              apt and libapt front-ends only\n" +
 			"  wrapper     apt runs dpkg through debseal (Dir::Bin::dpkg); by hand, use debseal dpkg\n" +
-			"  divert      /usr/bin/dpkg itself becomes debseal (dpkg-divert --local --no-rename;\n" +
+			"  divert      /usr/bin/dpkg itself becomes debseal's wrapper (dpkg-divert --local --no-rename;\n" +
 			"              the real dpkg moves to /usr/bin/dpkg.distrib): every caller\n\n" +
 			"Running it again changes nothing. Remove with debseal teardown.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
@@ -203,27 +203,29 @@ func diverted(g globalOpts) (bool, error) {
 	return strings.TrimSpace(string(out)) == "LOCAL", nil
 }
 
-// setupDivert makes /usr/bin/dpkg debseal: a local diversion without
-// rename (dpkg is Essential: it must never be missing, even for an
-// instant), the real binary hard-linked to /usr/bin/dpkg.distrib, then a
-// copy of debseal renamed over /usr/bin/dpkg. A copy rather than a
-// symlink: dpkg keeps working even if debseal's own package is removed.
+// setupDivert makes /usr/bin/dpkg debseal's wrapper script: a local
+// diversion without rename (dpkg is Essential: it must never be missing,
+// even for an instant), the real binary hard-linked to
+// /usr/bin/dpkg.distrib, then the script renamed over /usr/bin/dpkg. The
+// script runs the real dpkg by itself for queries and maintainer scripts'
+// calls, and when debseal is gone (aptconf/lib/dpkg), so dpkg keeps
+// working even if debseal's own package is removed, and the many dpkg
+// calls of a transaction do not each start debseal.
 func setupDivert(ctx context.Context, g globalOpts, binary string) (bool, error) {
 	dpkgFile := filepath.Join(g.Root, dpkgPath)
 	distrib := filepath.Join(g.Root, distribPath)
-	src := filepath.Join(g.Root, binary)
-	newBin, err := os.ReadFile(src)
-	if err != nil {
-		return false, fmt.Errorf("divert mode copies debseal to %s: %w", dpkgPath, err)
-	}
+	script := aptconf.DivertScript(distribPath, binary)
 	isDiverted, err := diverted(g)
 	if err != nil {
 		return false, err
 	}
-	if cur, err := os.ReadFile(dpkgFile); err == nil && isDiverted && bytes.Equal(cur, newBin) {
-		if _, err := os.Stat(distrib); err == nil {
-			return false, nil // already set up, with this debseal
-		}
+	cur, curErr := os.ReadFile(dpkgFile)
+	_, distribErr := os.Stat(distrib)
+	if curErr == nil && isDiverted && bytes.Equal(cur, script) && distribErr == nil {
+		return false, nil // already set up, with this script
+	}
+	if errors.Is(distribErr, fs.ErrNotExist) && curErr == nil && !isRealDpkg(cur) {
+		return false, fmt.Errorf("divert: %s is missing and %s is not dpkg (a debseal wrapper from an earlier setup?): reinstall the dpkg package first", distribPath, dpkgPath)
 	}
 	// The real dpkg's file is locked when sealed: free it for the link,
 	// the rename over it, and relock its package at the end.
@@ -235,15 +237,22 @@ func setupDivert(ctx context.Context, g globalOpts, binary string) (bool, error)
 			return false, err
 		}
 	}
-	if _, err := os.Stat(distrib); errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(distribErr, fs.ErrNotExist) {
 		if err := os.Link(dpkgFile, distrib); err != nil {
 			return false, fmt.Errorf("keeping the real dpkg as %s: %w", distribPath, err)
 		}
 	}
-	if err := seal.WriteFileAtomic(dpkgFile, newBin, 0o755); err != nil {
+	if err := seal.WriteFileAtomic(dpkgFile, script, 0o755); err != nil {
 		return false, err
 	}
 	return true, relockPackage(ctx, g, "dpkg")
+}
+
+// isRealDpkg tells dpkg's binary from what the divert mode puts in its
+// place (this wrapper script, or, from older debseal versions, a copy of
+// debseal itself).
+func isRealDpkg(b []byte) bool {
+	return !bytes.HasPrefix(b, []byte("#!")) && !bytes.Contains(b, []byte("github.com/debseal/debseal"))
 }
 
 // teardownDivert puts the real dpkg back in one rename and removes the
