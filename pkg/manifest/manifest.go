@@ -292,29 +292,40 @@ func unescape(s string) (string, error) {
 // readHeader parses the magic line and the header fields, up to the blank
 // line that ends them (see Store.Header).
 func readHeader(r io.Reader, name string) (*Manifest, error) {
-	sc := bufio.NewScanner(r)
+	m, _, err := scanHeader(bufio.NewScanner(r), name)
+	return m, err
+}
+
+// scanHeader reads the magic line and the header fields from sc, through
+// the blank line that ends them, and returns how many lines it read.
+func scanHeader(sc *bufio.Scanner, name string) (*Manifest, int, error) {
+	corrupt := func(line int, msg string) error {
+		return &Error{File: name, Line: line, Err: ErrCorrupt, Msg: msg}
+	}
 	m := &Manifest{}
-	for n := 1; sc.Scan(); n++ {
+	n := 0
+	for sc.Scan() {
+		n++
 		line := sc.Text()
 		switch {
 		case n == 1 && line != Magic:
-			return nil, &Error{File: name, Line: n, Err: ErrCorrupt, Msg: fmt.Sprintf("first line %q, want %q", trunc(line), Magic)}
+			return nil, n, corrupt(n, fmt.Sprintf("first line %q, want %q", trunc(line), Magic))
 		case n == 1:
 		case line == "":
 			if m.Package == "" || m.Version == "" {
-				return nil, &Error{File: name, Err: ErrCorrupt, Msg: "no Package or Version field"}
+				return nil, n, corrupt(0, "no Package or Version field")
 			}
-			return m, nil
+			return m, n, nil
 		default:
 			if err := m.setHeader(line); err != nil {
-				return nil, &Error{File: name, Line: n, Err: ErrCorrupt, Msg: err.Error()}
+				return nil, n, corrupt(n, err.Error())
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("manifest: read %s: %w", name, err)
+		return nil, n, corrupt(n, err.Error())
 	}
-	return nil, &Error{File: name, Err: ErrCorrupt, Msg: "no blank line after the header"}
+	return nil, n, corrupt(n, "no blank line after the header")
 }
 
 // maxManifest bounds what Read accepts (the biggest Debian packages list
@@ -346,30 +357,15 @@ func Read(r io.Reader, name string) (*Manifest, error) {
 	if !ok || len(wantSum) != 64 {
 		return nil, corrupt(0, "no checksum line at the end")
 	}
-	m := &Manifest{}
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	n := 0
-	inHeader := true
+	m, n, err := scanHeader(sc, name)
+	if err != nil {
+		return nil, err
+	}
 	for sc.Scan() {
 		n++
 		line := sc.Text()
-		if n == 1 {
-			if line != Magic {
-				return nil, corrupt(n, "first line %q, want %q", trunc(line), Magic)
-			}
-			continue
-		}
-		if inHeader {
-			if line == "" {
-				inHeader = false
-				continue
-			}
-			if err := m.setHeader(line); err != nil {
-				return nil, corrupt(n, "%v", err)
-			}
-			continue
-		}
 		e, err := parseEntry(line)
 		if err != nil {
 			return nil, corrupt(n, "%v", err)
@@ -381,12 +377,6 @@ func Read(r io.Reader, name string) (*Manifest, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, corrupt(n, "%v", err)
-	}
-	if inHeader {
-		return nil, corrupt(n, "no blank line after the header")
-	}
-	if m.Package == "" || m.Version == "" {
-		return nil, corrupt(0, "no Package or Version field")
 	}
 	switch m.Provenance {
 	case AptVerified, Local:
