@@ -31,8 +31,9 @@ func dpkgCommand() *cli.Command {
 			"unpack, configure, remove, purge, triggers-only) debseal unlocks what the run may\n" +
 			"change; afterwards it relocks every sealed package the run touched. Queries\n" +
 			"(-l, -L, -S, --compare-versions, …) and calls from maintainer scripts go straight\n" +
-			"to dpkg. The same happens when debseal is invoked under the name dpkg (apt's\n" +
-			"Dir::Bin::dpkg, or the divert mode).\n\n" +
+			"to dpkg. The wrapper and divert modes run it through a small script (apt's\n" +
+			"Dir::Bin::dpkg, or /usr/bin/dpkg itself) that sends queries and maintainer scripts'\n" +
+			"calls to dpkg directly; debseal invoked under the name dpkg behaves the same.\n\n" +
 			"The real dpkg is $DEBSEAL_REAL_DPKG, else /usr/bin/dpkg.distrib when present (the\n" +
 			"divert mode puts it there), else /usr/bin/dpkg.",
 		Action: func(c *cli.Context) error {
