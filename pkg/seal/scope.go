@@ -1,0 +1,391 @@
+package seal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/debseal/debseal/pkg/debfmt"
+	"github.com/debseal/debseal/pkg/dpkgdb"
+)
+
+// scope is what a request touches.
+type scope struct {
+	primary map[string]*dpkgdb.Package // replaced, removed, configured: their old files are compared after the run
+	others  map[string]*dpkgdb.Package // their scripts run or their files may be overwritten
+	paths   []string                   // locked files named by scripts or shipped by new archives
+	debs    []*DebInfo
+	all     bool
+	reason  string
+}
+
+func (sc *scope) packages() []*dpkgdb.Package {
+	var out []*dpkgdb.Package
+	for id, p := range sc.primary {
+		if _, dup := sc.others[id]; !dup {
+			out = append(out, p)
+		}
+	}
+	for _, p := range sc.others {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
+	return out
+}
+
+func (sc *scope) escalate(reason string) {
+	if !sc.all {
+		sc.all, sc.reason = true, reason
+	}
+}
+
+// scope works out what a request touches. See the package documentation
+// in DESIGN terms: the old files of every package being unpacked, removed,
+// purged or configured; installed packages the new archives replace or
+// conflict with; files the new archives ship that are locked now (whoever
+// owns them); packages whose triggers the run activates or that have
+// triggers pending; and locked files that maintainer scripts name. Anything
+// undecidable escalates to everything.
+func (s *System) scope(req Request) (*scope, error) {
+	sc := &scope{primary: map[string]*dpkgdb.Package{}, others: map[string]*dpkgdb.Package{}}
+	if req.Unknown != "" {
+		sc.escalate(req.Unknown)
+	}
+	if s.Policy.LockDirectories {
+		sc.escalate("lock-directories is on: every dpkg run unlocks everything")
+	}
+	if s.Policy.Setting("unlock-scope") == "all" {
+		sc.escalate("unlock-scope = all")
+	}
+	add := func(m map[string]*dpkgdb.Package, ps []*dpkgdb.Package) {
+		for _, p := range ps {
+			if p.HasFiles() {
+				m[p.ID()] = p
+			}
+		}
+	}
+	lookup := func(specs []string) []*dpkgdb.Package {
+		var out []*dpkgdb.Package
+		for _, sp := range specs {
+			out = append(out, s.DB.Lookup(sp)...)
+		}
+		return out
+	}
+	// Archives.
+	debs, err := expandDebs(req.Debs, req.Recursive)
+	if err != nil {
+		sc.escalate(err.Error())
+	}
+	for _, d := range debs {
+		info, err := s.ReadDeb(d)
+		if err != nil {
+			sc.escalate(fmt.Sprintf("cannot read %s: %v", d, err))
+			continue
+		}
+		sc.debs = append(sc.debs, info)
+		add(sc.primary, s.DB.Lookup(info.Package)) // every architecture: M-A same instances share files
+		// dpkg may remove what the archive conflicts with and lose (as
+		// "disappeared") what it replaces: their old files are compared
+		// after the run like a removal's. What it breaks is only
+		// deconfigured.
+		for _, field := range []string{info.Replaces, info.Conflicts} {
+			for _, name := range dpkgdb.RelationNames(field) {
+				add(sc.primary, s.DB.Providers(name))
+			}
+		}
+		for _, name := range dpkgdb.RelationNames(info.Breaks) {
+			add(sc.others, s.DB.Providers(name))
+		}
+		// Files land at their diverted location when another package
+		// diverts them: consider both.
+		div, err := s.DB.Diversions()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range info.Paths {
+			sc.paths = append(sc.paths, p)
+			if r := div.Resolve(p, info.Package); r != p {
+				sc.paths = append(sc.paths, r)
+			}
+		}
+	}
+	// Named packages and --pending sets.
+	add(sc.primary, lookup(req.Configure))
+	add(sc.primary, lookup(req.Remove))
+	add(sc.others, lookup(req.TriggersOnly))
+	for _, p := range s.DB.Packages {
+		switch {
+		case req.ConfigurePending && p.State >= dpkgdb.StateUnpacked && p.State < dpkgdb.StateInstalled:
+			add(sc.primary, []*dpkgdb.Package{p})
+		case req.RemovePending && (p.Want == dpkgdb.WantDeinstall || p.Want == dpkgdb.WantPurge) && p.State > dpkgdb.StateConfigFiles:
+			add(sc.primary, []*dpkgdb.Package{p})
+		case req.PurgePending && p.Want == dpkgdb.WantPurge && p.State > dpkgdb.StateNotInstalled:
+			add(sc.primary, []*dpkgdb.Package{p})
+		}
+		// Pending triggers are processed by any run that processes
+		// triggers: their packages' scripts run.
+		if p.State == dpkgdb.StateTriggersPending || p.State == dpkgdb.StateTriggersAwaited {
+			add(sc.others, []*dpkgdb.Package{p})
+		}
+	}
+	// Maintainer scripts: of the new archives and of the installed
+	// packages involved.
+	var scans []ScriptScan
+	for _, d := range sc.debs {
+		for _, name := range sortedScriptNames(d.Scripts) {
+			scans = append(scans, ScanScript(d.Package+"."+name, d.Scripts[name]))
+		}
+	}
+	scanned := map[string]bool{}
+	scanPkgs := func() error {
+		for _, p := range sc.packages() {
+			if scanned[p.ID()] {
+				continue
+			}
+			scanned[p.ID()] = true
+			for _, kind := range []string{"preinst", "postinst", "prerm", "postrm"} {
+				b, err := s.DB.ReadInfo(p, kind)
+				if err != nil {
+					return err
+				}
+				if b != nil {
+					scans = append(scans, ScanScript(p.ID()+"."+kind, b))
+				}
+			}
+		}
+		return nil
+	}
+	if err := scanPkgs(); err != nil {
+		return nil, err
+	}
+	// Triggers the run activates: their interested packages run their
+	// postinst. With --no-triggers they are only recorded (and processed,
+	// with their packages in the plan, by a later run).
+	if !req.NoTriggers {
+		if err := s.addTriggered(sc, scans); err != nil {
+			return nil, err
+		}
+		if err := scanPkgs(); err != nil {
+			return nil, err
+		}
+	}
+	for _, scn := range scans {
+		if scn.Escalate != "" {
+			sc.escalate(scn.Escalate)
+		}
+		sc.paths = append(sc.paths, scn.Paths...)
+	}
+	return sc, nil
+}
+
+func sortedScriptNames(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// addTriggered adds the packages interested in the triggers the request
+// activates: file triggers matched by the new archives' files and the
+// involved packages' files, explicit triggers activated by archives,
+// installed packages and scripts.
+func (s *System) addTriggered(sc *scope, scans []ScriptScan) error {
+	in, err := s.DB.Triggers()
+	if err != nil {
+		return err
+	}
+	names := map[string]bool{}
+	unknown := false
+	for _, scn := range scans {
+		for _, t := range scn.Triggers {
+			names[t] = true
+		}
+		unknown = unknown || scn.UnknownTriggers
+	}
+	var paths []string
+	for _, d := range sc.debs {
+		for _, t := range d.Triggers {
+			if !t.Interest() {
+				names[t.Name] = true
+			}
+		}
+		paths = append(paths, d.Paths...)
+	}
+	for _, p := range sc.packages() {
+		b, err := s.DB.ReadInfo(p, "triggers")
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			ts, _, _ := debfmt.ParseTriggers(strings.NewReader(string(b)), s.DB.InfoPath(p, "triggers"))
+			for _, t := range ts {
+				if !t.Interest() {
+					names[t.Name] = true
+				}
+			}
+		}
+		files, err := s.DB.Files(p)
+		if err == nil {
+			paths = append(paths, files...)
+		}
+	}
+	var interested []string
+	for _, p := range paths {
+		interested = append(interested, in.Interested(p)...)
+	}
+	for n := range names {
+		if strings.HasPrefix(n, "/") {
+			interested = append(interested, in.Interested(n)...)
+		} else {
+			interested = append(interested, in.Explicit[n]...)
+		}
+	}
+	if unknown {
+		// A script activates a trigger computed at run time: every
+		// package with an interest may run.
+		for _, fi := range in.File {
+			interested = append(interested, fi.Pkg)
+		}
+		for _, pkgs := range in.Explicit {
+			interested = append(interested, pkgs...)
+		}
+	}
+	for _, spec := range interested {
+		for _, p := range s.DB.Lookup(spec) {
+			if p.HasFiles() {
+				sc.others[p.ID()] = p
+			}
+		}
+	}
+	return nil
+}
+
+// expandDebs returns the archives of a request: the files, and with -R the
+// *.deb files under the directories (following symlinks, as dpkg does).
+func expandDebs(args []string, recursive bool) ([]string, error) {
+	if !recursive {
+		return args, nil
+	}
+	var out []string
+	for _, a := range args {
+		err := walkFollow(a, func(p string) {
+			if strings.HasSuffix(p, ".deb") {
+				out = append(out, p)
+			}
+		}, 0)
+		if err != nil {
+			return out, fmt.Errorf("reading %s: %w", a, err)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func walkFollow(p string, fn func(string), depth int) error {
+	if depth > 16 {
+		return fmt.Errorf("%s: too deep", p)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		if fi.Mode().IsRegular() {
+			fn(p)
+		}
+		return nil
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := walkFollow(filepath.Join(p, e.Name()), fn, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pathTargets stats paths (inside the root) and returns those that are
+// locked regular files or directories: files a script names or an archive
+// will replace, whoever owns them.
+func (s *System) pathTargets(ctx context.Context, paths []string) ([]*Target, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	uniq := map[string]bool{}
+	var ps []string
+	for _, p := range paths {
+		if !uniq[p] {
+			uniq[p] = true
+			ps = append(ps, p)
+		}
+	}
+	infos, errs := s.planner(true).statAll(ctx, ps)
+	var out []*Target
+	for i, p := range ps {
+		if errs[i] != nil {
+			continue // absent: nothing to unlock
+		}
+		info := infos[i]
+		if !info.IsRegular() && !info.IsDir() {
+			continue
+		}
+		if set, known := info.Immutable(); known && !set {
+			continue
+		}
+		out = append(out, &Target{Dir: path.Dir(p), Name: path.Base(p), Info: info, Owners: []Owner{{Path: p, Real: p}}})
+	}
+	return out, nil
+}
+
+// listedFiles returns the non-directory paths the packages list now.
+func (s *System) listedFiles(pkgs map[string]*dpkgdb.Package) ([]Listed, error) {
+	div, err := s.DB.Diversions()
+	if err != nil {
+		return nil, err
+	}
+	var out []Listed
+	ids := make([]string, 0, len(pkgs))
+	for id := range pkgs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		p := pkgs[id]
+		files, err := s.DB.Files(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// dpkg assumes a package whose list is missing has no files,
+			// and goes on: so must a hook, or it would stop dpkg from
+			// ever repairing such a package.
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		parents := map[string]bool{}
+		for _, f := range files {
+			parents[path.Dir(f)] = true
+		}
+		for _, f := range files {
+			if f == "/" || parents[f] {
+				continue // a directory
+			}
+			l := Listed{Pkg: p.ID(), Path: f}
+			if r := div.Resolve(f, p.Name); r != f {
+				l.Real = r
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
