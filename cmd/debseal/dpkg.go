@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,7 +38,16 @@ func dpkgCommand() *cli.Command {
 			"The real dpkg is $DEBSEAL_REAL_DPKG, else /usr/bin/dpkg.distrib when present (the\n" +
 			"divert mode puts it there), else /usr/bin/dpkg.",
 		Action: func(c *cli.Context) error {
-			code := runDpkgWrapper(c.Context, c.Args().Slice(), c.App.ErrWriter)
+			var outer *globalOpts
+			if c.IsSet("root") || c.IsSet("admindir") {
+				g := globalsFrom(c)
+				outer = &g
+			}
+			args, err := withOuterRoot(c.Args().Slice(), outer)
+			if err != nil {
+				return err
+			}
+			code := runDpkgWrapper(c.Context, args, c.App.ErrWriter)
 			if code != 0 {
 				return exitStatus(code)
 			}
@@ -123,33 +133,22 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	// Descriptors to hand over, found before debseal opens any of its own.
 	fds := inheritedFDs()
 
-	s, closeFS, err := openSeal(g, false)
+	se, closeFS, err := openSession(g, owner, true)
 	if err != nil {
+		log.Errorf("%s: %v", what, err)
 		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
 		return 2
 	}
 	defer closeFS()
-	lock, err := seal.AcquireLock(g.Root, lockWait)
-	if err != nil {
-		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
-		return 2
-	}
-	if recoverStale(ctx, s, log) {
-		if err := s.Reload(); err != nil {
-			lock.Release()
-			fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
-			return 2
-		}
-	}
 	cwd, _ := os.Getwd()
 	req := inv.Request(cwd)
 	if perr != nil {
 		req = seal.Request{Unknown: fmt.Sprintf("cannot parse dpkg's command line: %v", perr)}
 	}
-	rep, err := s.Begin(ctx, req, owner)
-	log.begin(rep, what)
-	lock.Release()
+	rep, err := se.Start(ctx, req)
+	log.session(rep, what)
 	if err != nil {
+		log.Errorf("%s: %v", what, err)
 		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
 		return 2
 	}
@@ -163,27 +162,69 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	fault("before-relock")
 
-	lock, err = seal.AcquireLock(g.Root, lockWait)
+	var j *seal.Journal
+	if rep.Begin != nil {
+		j = rep.Begin.Journal
+	}
+	end, err := se.Finish(ctx, j)
+	log.session(end, what)
 	if err != nil {
 		log.Errorf("%s: %v (run debseal recover)", what, err)
-	} else {
-		var j *seal.Journal
-		if rep != nil {
-			j = rep.Journal
-		}
-		end, err := s.End(ctx, j)
-		lock.Release()
-		if err != nil {
-			log.Errorf("%s: %v (run debseal recover)", what, err)
-		} else {
-			log.end(end, what)
-		}
 	}
 	log.timing(what, dpkgTime)
 	if childErr != nil {
 		return 2 // dpkg did not run, or was lost: never report success
 	}
 	return exitLike(status)
+}
+
+// withOuterRoot makes "debseal --root R dpkg ARGS" (or DEBSEAL_ROOT) run
+// dpkg on R: dpkg gets --root (and --admindir) unless its own arguments
+// already name the same ones. Arguments that name another root are a
+// usage error: one command must never work on two systems.
+func withOuterRoot(args []string, outer *globalOpts) ([]string, error) {
+	if outer == nil {
+		return args, nil
+	}
+	own := dpkgPathOptions(args)
+	if _, ok := own["instdir"]; ok && outer.Root != "/" {
+		return nil, usagef("debseal --root and dpkg's --instdir together: give dpkg --root alone")
+	}
+	var extra []string
+	for _, o := range []struct{ name, want, implied string }{
+		{"root", outer.Root, "/"},
+		{"admindir", outer.Admindir, filepath.Join(outer.Root, "var/lib/dpkg")},
+	} {
+		have, given := own[o.name]
+		switch {
+		case given && filepath.Clean(have) != filepath.Clean(o.want):
+			return nil, usagef("debseal's %s is %s but dpkg's --%s is %s: give one of them", o.name, o.want, o.name, have)
+		case !given && o.want != o.implied:
+			extra = append(extra, "--"+o.name+"="+o.want)
+		}
+	}
+	return append(extra, args...), nil
+}
+
+// dpkgPathOptions finds dpkg's --root, --admindir and --instdir in its
+// arguments (either "--opt=V" or "--opt V"), up to "--".
+func dpkgPathOptions(args []string) map[string]string {
+	out := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		for _, name := range []string{"root", "admindir", "instdir"} {
+			if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+				out[name] = v
+			} else if a == "--"+name && i+1 < len(args) {
+				out[name] = args[i+1]
+				i++
+			}
+		}
+	}
+	return out
 }
 
 // wrapperGlobals derives the root dpkg works on from its options and the

@@ -83,47 +83,20 @@ func runHookDpkg(ctx context.Context, pre bool, stderr io.Writer) error {
 	}
 	owner := processOf(dpkg, "dpkg-hook")
 	req, what := dpkgRequest(dpkg)
-
-	if pre {
-		// Another dpkg holds the database: ours will fail to lock it and
-		// exit without running its post hook. Stay out of the way.
-		if holder, _ := seal.DpkgLockHolder(g.Admindir); holder != 0 && holder != dpkg.Pid {
-			return nil
-		}
-		if os.Getenv("DPKG_FRONTEND_LOCKED") == "" {
-			if holder, _ := seal.FrontendLockHolder(g.Admindir); holder != 0 && holder != dpkg.Pid {
-				return nil
-			}
-		}
-	}
-	s, closeFS, err := openSeal(g, false)
+	se, closeFS, err := openSession(g, owner, true)
 	if err != nil {
+		log.Errorf("%s: %v", what, err)
 		if pre {
 			return hookFailed(err)
 		}
-		log.Errorf("%s: %v", what, err)
 		return nil
 	}
 	defer closeFS()
-	lock, err := seal.AcquireLock(g.Root, lockWait)
-	if err != nil {
-		if pre {
-			return hookFailed(err)
-		}
-		log.Errorf("%s: %v", what, err)
-		return nil
-	}
-	defer lock.Release()
-
 	if pre {
-		if recoverStale(ctx, s, log) {
-			if err := s.Reload(); err != nil {
-				return hookFailed(err)
-			}
-		}
-		rep, err := s.Begin(ctx, req, owner)
-		log.begin(rep, what)
+		rep, err := se.Start(ctx, req)
+		log.session(rep, what)
 		if err != nil {
+			log.Errorf("%s: %v", what, err)
 			return hookFailed(err)
 		}
 		fault("after-unlock")
@@ -131,17 +104,12 @@ func runHookDpkg(ctx context.Context, pre bool, stderr io.Writer) error {
 		return nil
 	}
 	fault("before-relock")
-	j, err := seal.FindJournal(g.Root, owner)
-	if err != nil {
-		log.Errorf("%s: %v", what, err)
-	}
-	s.Fresh = true // this process started after dpkg's run
-	rep, err := s.End(ctx, j)
+	se.Fresh = true // this process started after dpkg's run
+	rep, err := se.Finish(ctx, nil)
+	log.session(rep, what)
 	if err != nil {
 		log.Errorf("%s: %v (run debseal recover)", what, err)
-		return nil
 	}
-	log.end(rep, what)
 	log.timing(what+" (post-invoke)", 0)
 	return nil
 }
@@ -209,19 +177,22 @@ func runHookAptPreInvoke(ctx context.Context, g globalOpts, stderr io.Writer) er
 		return nil
 	}
 	log := newEventLog(g.Root, "apt-hook", stderr)
-	s, closeFS, err := openSeal(g, false)
+	owner, err := aptOwner(g.Admindir)
+	if err != nil {
+		log.Errorf("pre-invoke: %v", err)
+		return nil
+	}
+	se, closeFS, err := openSession(g, owner, true)
 	if err != nil {
 		log.Errorf("pre-invoke: %v", err)
 		return nil
 	}
 	defer closeFS()
-	lock, err := seal.AcquireLock(g.Root, lockWait)
+	rep, err := se.RecoverStale(ctx)
+	log.session(rep, "apt pre-invoke")
 	if err != nil {
 		log.Errorf("pre-invoke: %v", err)
-		return nil
 	}
-	defer lock.Release()
-	recoverStale(ctx, s, log)
 	log.timing("apt pre-invoke", 0)
 	return nil
 }
@@ -241,28 +212,20 @@ func runHookAptPkgs(ctx context.Context, g globalOpts, stdin io.Reader, stderr i
 	log := newEventLog(g.Root, "apt-hook", stderr)
 	owner, err := aptOwner(g.Admindir)
 	if err != nil {
+		log.Errorf("pre-install-pkgs: %v", err)
 		return hookFailed(err)
 	}
-	s, closeFS, err := openSeal(g, false)
+	se, closeFS, err := openSession(g, owner, true)
 	if err != nil {
+		log.Errorf("pre-install-pkgs: %v", err)
 		return hookFailed(err)
 	}
 	defer closeFS()
-	lock, err := seal.AcquireLock(g.Root, lockWait)
-	if err != nil {
-		return hookFailed(err)
-	}
-	defer lock.Release()
-	if recoverStale(ctx, s, log) {
-		if err := s.Reload(); err != nil {
-			return hookFailed(err)
-		}
-	}
-	req := info.Request()
 	what := fmt.Sprintf("apt transaction (%d packages)", len(info.Lines)+len(info.Debs))
-	rep, err := s.Begin(ctx, req, owner)
-	log.begin(rep, what)
+	rep, err := se.Start(ctx, info.Request())
+	log.session(rep, what)
 	if err != nil {
+		log.Errorf("%s: %v", what, err)
 		return hookFailed(err)
 	}
 	fault("after-unlock")
@@ -283,29 +246,19 @@ func runHookAptPostInvoke(ctx context.Context, g globalOpts, stderr io.Writer) e
 		log.Errorf("post-invoke: %v", err)
 		return nil
 	}
-	s, closeFS, err := openSeal(g, false)
+	se, closeFS, err := openSession(g, owner, true)
 	if err != nil {
 		log.Errorf("post-invoke: %v", err)
 		return nil
 	}
 	defer closeFS()
-	lock, err := seal.AcquireLock(g.Root, lockWait)
-	if err != nil {
-		log.Errorf("post-invoke: %v", err)
-		return nil
-	}
-	defer lock.Release()
-	j, err := seal.FindJournal(g.Root, owner)
-	if err != nil {
-		log.Errorf("post-invoke: %v", err)
-	}
-	s.Fresh = true // this process started after apt's last dpkg run
-	rep, err := s.End(ctx, j)
+	se.Fresh = true // this process started after apt's last dpkg run
+	rep, err := se.Finish(ctx, nil)
+	log.session(rep, "apt transaction")
 	if err != nil {
 		log.Errorf("post-invoke: %v (run debseal recover)", err)
 		return nil
 	}
-	log.end(rep, "apt transaction")
 	if dpkgInterrupted(g.Admindir) {
 		// apt will tell the admin to run "dpkg --configure -a"; in this
 		// mode a plain dpkg is not hooked and meets locked files.

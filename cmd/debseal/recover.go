@@ -32,20 +32,29 @@ func recoverCommand() *cli.Command {
 }
 
 func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Writer) error {
-	s, closeFS, err := openSeal(g, true)
+	if err := checkHostRoot(g.Root); err != nil {
+		return err
+	}
+	owner, err := self("recover")
+	if err != nil {
+		return err
+	}
+	se, closeFS, err := openSession(g, owner, false)
 	if err != nil {
 		return err
 	}
 	defer closeFS()
-	lock, err := seal.AcquireLock(g.Root, lockWait)
-	if err != nil {
+	log := newEventLog(g.Root, "recover", nil)
+	rep, err := se.Recover(ctx, force)
+	if rep == nil {
 		return err
 	}
-	defer lock.Release()
-	log := newEventLog(g.Root, "recover", nil)
-	reps, errs := s.Recover(ctx, force)
+	errs := rep.RecoverErrs
+	if err != nil {
+		errs = append(errs, err)
+	}
 	findings := 0
-	for _, r := range reps {
+	for _, r := range rep.Recovered {
 		j := r.Journal
 		if r.Skipped != "" {
 			fmt.Fprintf(out, "%s (%s, process %d): not recovered: %s\n", j.Path(), j.Owner.Via, j.Owner.Pid, r.Skipped)
@@ -62,28 +71,21 @@ func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Wr
 	// an apt transaction (apt holds the frontend lock throughout; in the
 	// apt-hooks mode its later dpkg runs need what its Pre-Install-Pkgs
 	// hook unlocked).
-	holder, _ := seal.DpkgLockHolder(g.Admindir)
-	busy := "dpkg"
-	if holder == 0 {
-		holder, _ = seal.FrontendLockHolder(g.Admindir)
-		busy = "a package manager"
-	}
-	if holder == 0 {
-		end, err := s.End(ctx, nil)
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			log.end(end, "reconcile")
-			if end.Locked > 0 {
-				fmt.Fprintf(out, "locked %d files of packages changed outside debseal\n", end.Locked)
-			}
-			findings += printEndFindings(out, end)
-			errs = append(errs, end.Errors...)
+	if end := rep.End; end != nil {
+		log.end(end, "reconcile")
+		switch {
+		case end.Deferred != "":
+			fmt.Fprintf(out, "%s: nothing relocked now\n", end.Deferred)
+		case end.Locked > 0:
+			fmt.Fprintf(out, "locked %d files of packages changed outside debseal\n", end.Locked)
 		}
-	} else {
-		fmt.Fprintf(out, "%s runs (pid %d): nothing relocked now\n", busy, holder)
+		findings += printEndFindings(out, end)
+		errs = append(errs, end.Errors...)
 	}
-	if len(reps) == 0 {
+	for _, e := range rep.RecoverErrs {
+		log.Errorf("recovery: %v", e)
+	}
+	if len(rep.Recovered) == 0 {
 		fmt.Fprintln(out, "no interrupted transaction")
 	}
 	printProblems(stderr, errs)

@@ -155,6 +155,14 @@ func (l *eventLog) begin(rep *seal.BeginReport, what string) {
 	default:
 		l.Infof("%s: unlocked %d files of %d packages%s", what, rep.Unlocked, rep.Packages, nameList(rep.Names))
 	}
+	if rep != nil && rep.Ignored > 0 {
+		l.Infof("%s: left alone %d locked files that scripts or archives name but no sealed package owns", what, rep.Ignored)
+	}
+	if rep != nil {
+		for _, e := range rep.Errors {
+			l.Warnf("%s: could not unlock (dpkg goes on; it fails only if it must change this file): %v", what, e)
+		}
+	}
 }
 
 // nameList renders package names for a log line, at most 12 of them.
@@ -172,6 +180,13 @@ func nameList(names []string) string {
 func (l *eventLog) end(rep *seal.EndReport, what string) {
 	if rep == nil {
 		return
+	}
+	if rep.Deferred != "" {
+		l.Infof("%s: nothing relocked now, %s; the next debseal run after it relocks", what, rep.Deferred)
+		return
+	}
+	if len(rep.Held) > 0 {
+		l.Infof("%s: left unlocked for a transaction still running: %s", what, strings.Join(rep.Held, " "))
 	}
 	verb := "relocked"
 	if rep.Recovered {
@@ -196,22 +211,51 @@ func (l *eventLog) end(rep *seal.EndReport, what string) {
 	}
 }
 
-// recoverStale ends the transactions of dead processes before a new one
-// starts, so a crash never leaves files unlocked beyond the next run. It
-// reports whether it ended any (the system was then reloaded).
-func recoverStale(ctx context.Context, s *seal.System, log *eventLog) bool {
-	reps, errs := s.Recover(ctx, false)
-	ended := false
-	for _, r := range reps {
+// openSession opens the root for a transaction of owner. For a hook or
+// the wrapper (inPath), the processes above this one (the dpkg a hook
+// serves, the apt that runs it) are the session's own: the locks they
+// hold do not make the system busy. debseal recover has none: run from a
+// maintainer script, it must not relock under the dpkg that runs it.
+func openSession(g globalOpts, owner seal.Process, inPath bool) (*seal.Session, func(), error) {
+	s, closeFS, err := openSeal(g, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if inPath {
+		s.Ours = ancestors()
+	}
+	return &seal.Session{System: s, Owner: owner, LockWait: lockWait}, closeFS, nil
+}
+
+// ancestors returns a test for "pid is this process or one above it".
+func ancestors() func(int) bool {
+	set := map[int]bool{os.Getpid(): true}
+	for pid, depth := os.Getppid(), 0; pid > 1 && depth < 64; depth++ {
+		set[pid] = true
+		p, err := dpkghook.ReadProc("/proc", pid)
+		if err != nil {
+			break
+		}
+		pid = p.PPid
+	}
+	return func(pid int) bool { return set[pid] }
+}
+
+// session logs what a session step did.
+func (l *eventLog) session(rep *seal.SessionReport, what string) {
+	if rep == nil {
+		return
+	}
+	for _, r := range rep.Recovered {
 		if r.End != nil {
-			ended = true
-			log.end(r.End, fmt.Sprintf("recovery of %s (process %d, dead)", r.Journal.Owner.Via, r.Journal.Owner.Pid))
+			l.end(r.End, fmt.Sprintf("recovery of %s (process %d, dead)", r.Journal.Owner.Via, r.Journal.Owner.Pid))
 		}
 	}
-	for _, e := range errs {
-		log.Errorf("recovery: %v", e)
+	for _, e := range rep.RecoverErrs {
+		l.Errorf("recovery: %v", e)
 	}
-	return ended
+	l.begin(rep.Begin, what)
+	l.end(rep.End, what)
 }
 
 // nothingSealed reports, without reading dpkg's database, that debseal has

@@ -78,6 +78,19 @@ func (i Info) Immutable() (set, known bool) {
 	return i.Attrs&attrImmutable != 0, i.AttrsKnown&attrImmutable != 0
 }
 
+// SetImmutable records that the immutable flag is now on or off, so that
+// an Info kept by a caller never claims the state from before the
+// caller's own change (a rollback that trusted the old state would skip
+// every file it must put back).
+func (i *Info) SetImmutable(on bool) {
+	i.AttrsKnown |= attrImmutable
+	if on {
+		i.Attrs |= attrImmutable
+	} else {
+		i.Attrs &^= attrImmutable
+	}
+}
+
 // AppendOnly reports the append-only flag as statx saw it.
 func (i Info) AppendOnly() (set, known bool) {
 	return i.Attrs&attrAppend != 0, i.AttrsKnown&attrAppend != 0

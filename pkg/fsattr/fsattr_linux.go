@@ -397,3 +397,24 @@ func (f *RawFile) Name() string { return f.name }
 
 // Close closes the descriptor.
 func (f *RawFile) Close() error { return unix.Close(f.fd) }
+
+// Real returns the directory's own path within the root, every symlink on
+// the way resolved (inside the root): /bin on a merged-/usr system is
+// /usr/bin. The kernel names the open directory; nothing is resolved again.
+func (d *Dir) Real() (string, error) {
+	host, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(d.fd))
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: d.display("."), Err: err}
+	}
+	if d.root.host {
+		return host, nil
+	}
+	rel, ok := strings.CutPrefix(host, d.root.Path)
+	if !ok || (rel != "" && rel[0] != '/') {
+		return "", &os.PathError{Op: "resolve", Path: d.display("."), Err: fmt.Errorf("resolved to %s, outside the root", host)}
+	}
+	if rel == "" {
+		rel = "/"
+	}
+	return rel, nil
+}

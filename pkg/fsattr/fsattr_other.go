@@ -55,3 +55,6 @@ func (f *RawFile) Name() string { return "" }
 
 // Close does nothing.
 func (f *RawFile) Close() error { return nil }
+
+// Real always fails with ErrNotSupported.
+func (d *Dir) Real() (string, error) { return "", ErrNotSupported }

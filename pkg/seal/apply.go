@@ -107,6 +107,9 @@ func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int
 			}
 			o.Result, o.Err = d.Set(t.Name, t.Info.Ident, fsattr.Immutable, on)
 			o.Changed = o.Err == nil && o.Result.Changed
+			if o.Err == nil {
+				t.Info.SetImmutable(on)
+			}
 			// ENOTTY means the filesystem has no inode flag ioctls at
 			// all: a property of the whole device, so the rest of it
 			// is not tried. Other "unsupported" errors (EOPNOTSUPP) can

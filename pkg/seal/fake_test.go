@@ -25,6 +25,7 @@ type fakeFS struct {
 	sets        int               // ioctls that changed a flag
 	gets        int               // files opened for Set/Flags
 	nextIno     uint64
+	onSet       func(path string) // called before each Set (tests cancel contexts from it)
 }
 
 type fakeNode struct {
@@ -102,6 +103,9 @@ func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsa
 		return fsattr.Result{}, err
 	}
 	d.fs.gets++
+	if d.fs.onSet != nil {
+		d.fs.onSet(path.Join(d.dir, name))
+	}
 	if err := d.fs.fail[path.Join(d.dir, name)]; err != nil {
 		if ue, ok := err.(*fsattr.UnsupportedError); ok {
 			return fsattr.Result{}, ue
@@ -150,6 +154,8 @@ func (d *fakeDir) Open(name string, want fsattr.Ident) (io.ReadCloser, error) {
 }
 
 func (d *fakeDir) Close() error { return nil }
+
+func (d *fakeDir) Real() (string, error) { return d.dir, nil }
 
 // admindir writes a minimal dpkg database: status stanzas and lists.
 type fakePkg struct {

@@ -27,6 +27,9 @@ type FS interface {
 
 // Dir is an open directory; names are single components.
 type Dir interface {
+	// Real is the directory's path within the root with every symlink
+	// resolved: how merged-/usr aliases are told apart.
+	Real() (string, error)
 	Lstat(name string) (fsattr.Info, error)
 	Set(name string, want fsattr.Ident, flag uint32, on bool) (fsattr.Result, error)
 	Flags(name string, want fsattr.Ident) (uint32, error)

@@ -7,31 +7,112 @@ import (
 	"github.com/debseal/debseal/pkg/dpkgdb"
 )
 
-// setOwners fills in, for targets found by path, the packages that list
-// them (directly or through a diversion). It reads every package's list,
-// so it runs only when such targets exist.
+// mergedUsrLinks are the top-level directories that merged-/usr systems
+// make symlinks into /usr: a file is listed under either name.
+var mergedUsrLinks = []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/libo32"}
+
+// canon tells when two paths name the same file the way the kernel
+// resolves them inside the root, so that a script's spelling of a file
+// (/bin/rm) and the list's (/usr/bin/rm) agree. Directories are resolved
+// once each.
+type canon struct {
+	fs    FS
+	dirs  map[string]string
+	links map[string]string // "/bin" -> "/usr/bin" where /bin is such a link
+}
+
+func newCanon(fsys FS) *canon {
+	c := &canon{fs: fsys, dirs: map[string]string{}, links: map[string]string{}}
+	for _, l := range mergedUsrLinks {
+		if r := c.dir(l); r != l {
+			c.links[l] = r
+		}
+	}
+	return c
+}
+
+// dir returns dir with every symlink resolved inside the root; a directory
+// that cannot be opened is returned as it is (it names no file either way).
+func (c *canon) dir(dir string) string {
+	if r, ok := c.dirs[dir]; ok {
+		return r
+	}
+	r := dir
+	if d, err := c.fs.OpenDir(dir); err == nil {
+		if real, err := d.Real(); err == nil {
+			r = real
+		}
+		d.Close()
+	}
+	c.dirs[dir] = r
+	return r
+}
+
+// path returns p with its directory resolved.
+func (c *canon) path(p string) string {
+	if p == "/" {
+		return p
+	}
+	return path.Join(c.dir(path.Dir(p)), path.Base(p))
+}
+
+// aliases returns the names under which a package may list the file p:
+// p, its canonical path, and that path through each merged-/usr link.
+func (c *canon) aliases(p string) []string {
+	out := []string{p}
+	cp := c.path(p)
+	if cp != p {
+		out = append(out, cp)
+	}
+	for link, target := range c.links {
+		if rest, ok := strings.CutPrefix(cp, target+"/"); ok {
+			if a := link + "/" + rest; a != p {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// setOwners fills in, for targets found by path (a script names them, an
+// archive ships them), the packages that list them: under any alias, and
+// through diversions. It reads every package's list, so it runs only when
+// such targets exist.
 func (s *System) setOwners(targets []*Target) error {
 	div, err := s.DB.Diversions()
 	if err != nil {
 		return err
 	}
+	c := newCanon(s.FS)
 	// A package lists a file at its undiverted name: look for each
-	// target's own path and for the names diverted to it.
+	// target's names and for the names diverted to them.
 	cands := make([][]string, len(targets))
 	var names []string
 	for i, t := range targets {
 		t.Owners = nil
-		cands[i] = []string{t.Path()}
-		if d, ok := div.ByTo(t.Path()); ok {
-			cands[i] = append(cands[i], d.From)
+		seen := map[string]bool{}
+		add := func(n string) {
+			if !seen[n] {
+				seen[n] = true
+				cands[i] = append(cands[i], n)
+			}
+		}
+		for _, a := range c.aliases(t.Path()) {
+			add(a)
+			if d, ok := div.ByTo(a); ok {
+				for _, f := range c.aliases(d.From) {
+					add(f)
+				}
+			}
 		}
 		names = append(names, cands[i]...)
 	}
 	listing := s.DB.Listing(names)
 	for i, t := range targets {
+		want := c.path(t.Path())
 		for _, f := range cands[i] {
 			for _, p := range listing[f] {
-				if div.Resolve(f, p.Name) == t.Path() {
+				if c.path(div.Resolve(f, p.Name)) == want {
 					t.Owners = append(t.Owners, Owner{Pkg: p.ID(), Path: f, Real: t.Path()})
 				}
 			}
@@ -41,8 +122,10 @@ func (s *System) setOwners(targets []*Target) error {
 }
 
 // orphans returns the journal's old files that still exist but that no
-// package lists any more: what dpkg leaves behind when it could not remove
-// a file (the silent failure an immutable flag causes).
+// package lists any more, under any name: what dpkg leaves behind when it
+// could not remove a file (the silent failure an immutable flag causes).
+// A file that moved from /bin to /usr/bin in the new version is still
+// owned: on a merged-/usr system both names are one file.
 func (s *System) orphans(j *Journal) ([]Listed, error) {
 	if len(j.Before) == 0 {
 		return nil, nil
@@ -51,6 +134,7 @@ func (s *System) orphans(j *Journal) ([]Listed, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := newCanon(s.FS)
 	owned := map[string]bool{}
 	readList := func(p *dpkgdb.Package) {
 		files, err := s.DB.Files(p)
@@ -61,9 +145,19 @@ func (s *System) orphans(j *Journal) ([]Listed, error) {
 			owned[f] = true
 			owned[div.Resolve(f, p.Name)] = true
 		}
-		for _, c := range p.Conffiles {
-			owned[c.Path] = true
+		for _, cf := range p.Conffiles {
+			owned[cf.Path] = true
 		}
+	}
+	isOwned := func(l Listed) bool {
+		for _, p := range []string{l.Path, l.real()} {
+			for _, a := range c.aliases(p) {
+				if owned[a] {
+					return true
+				}
+			}
+		}
+		return false
 	}
 	names := map[string]bool{}
 	for _, l := range j.Before {
@@ -79,17 +173,15 @@ func (s *System) orphans(j *Journal) ([]Listed, error) {
 	}
 	var cands []Listed
 	for _, l := range j.Before {
-		real := l.Path
-		if l.Real != "" {
-			real = l.Real
-		}
-		if owned[l.Path] || owned[real] {
+		if owned[l.Path] || owned[l.real()] {
 			continue
 		}
-		if _, err := s.lstat(real); err != nil {
+		if _, err := s.lstat(l.real()); err != nil {
 			continue // gone, as it should be
 		}
-		cands = append(cands, l)
+		if !isOwned(l) {
+			cands = append(cands, l)
+		}
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -103,18 +195,22 @@ func (s *System) orphans(j *Journal) ([]Listed, error) {
 	}
 	var out []Listed
 	for _, l := range cands {
-		real := l.Path
-		if l.Real != "" {
-			real = l.Real
-		}
-		if owned[l.Path] || owned[real] {
+		if isOwned(l) {
 			continue
 		}
-		if info, err := s.lstat(real); err == nil && !info.IsDir() {
+		if info, err := s.lstat(l.real()); err == nil && !info.IsDir() {
 			out = append(out, l)
 		}
 	}
 	return out, nil
+}
+
+// real is where the listed file is on disk.
+func (l Listed) real() string {
+	if l.Real != "" {
+		return l.Real
+	}
+	return l.Path
 }
 
 func (s *System) lstat(p string) (info fsInfo, err error) {

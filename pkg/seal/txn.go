@@ -36,6 +36,10 @@ type System struct {
 	// SHA-256 in one read), so they need not be read again.
 	Record  func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef, digests Digests) error
 	Workers int
+	// Ours reports whether a process belongs to this run (the dpkg a hook
+	// serves, the apt above it): a dpkg lock it holds does not make the
+	// system busy. nil: no process is ours.
+	Ours func(pid int) bool
 	// Fresh says the database and state were read after the dpkg run the
 	// next End follows (a post-invoke hook is a new process): that End
 	// does not read them again. End clears it.
@@ -69,12 +73,26 @@ type BeginReport struct {
 	All      bool     // everything sealed was unlocked
 	Reason   string   // why everything
 	Skipped  string   // non-empty: nothing to do, and why
+	// Errors are files that could not be unlocked. They do not stop dpkg:
+	// it may not need them, and if it does it fails on them as it would
+	// on any unwritable file. Each is logged.
+	Errors []error
+	// Ignored counts locked paths that scripts or archives name but that
+	// no sealed package owns: debseal never touches them.
+	Ignored int
 }
 
 // Begin prepares the system for a dpkg run: it works out which locked
 // files the run may change, records them durably in a journal owned by
 // owner, and unlocks them. When it cannot tell, it unlocks everything
 // sealed (and says why): a superset is slower but never breaks dpkg.
+//
+// Begin is all or nothing: when it fails (the journal cannot be written,
+// the context is cancelled half-way) it relocks what it had unlocked and
+// leaves no journal behind. A file that cannot be unlocked is not a
+// failure (BeginReport.Errors). Only sealed package files are ever
+// touched: a path a script names that no sealed package owns (/proc/1/
+// environ, a file in /tmp) is ignored.
 func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginReport, error) {
 	if !s.State.Any() {
 		return &BeginReport{Skipped: "nothing is sealed"}, nil
@@ -84,15 +102,14 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 		return nil, err
 	}
 	rep := &BeginReport{All: sc.all, Reason: sc.reason}
-	var pkgs []*dpkgdb.Package
+	pkgs := sc.packages()
 	if sc.all {
+		pkgs = pkgs[:0]
 		for _, p := range s.DB.Packages {
 			if p.HasFiles() {
 				pkgs = append(pkgs, p)
 			}
 		}
-	} else {
-		pkgs = sc.packages()
 	}
 	rep.Packages = len(pkgs)
 	if !sc.all {
@@ -104,36 +121,130 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 	if err != nil {
 		return nil, err
 	}
-	targets := plan.Targets
-	extra, err := s.pathTargets(ctx, sc.paths)
+	extra, ignored, err := s.namedTargets(ctx, sc.paths, plan.Targets)
 	if err != nil {
 		return nil, err
+	}
+	rep.Ignored = ignored
+	locked := lockedTargets(append(plan.Targets, extra...))
+	j := s.newJournal(owner, req, sc, pkgs, extra)
+	before, err := s.listedFiles(sc.primary)
+	if err != nil {
+		return nil, err
+	}
+	j.Before = before
+	j.Unlocked = journalEntries(locked)
+	// One owner, one journal. A long-lived front-end (packagekitd,
+	// unattended-upgrades) runs one apt transaction after another in the
+	// same process; when one ended without its Post-Invoke (apt skips it
+	// after a failed hook), its journal is still there and what it
+	// unlocked must stay on record: merge instead of overwriting.
+	old, err := FindJournal(s.Root, owner)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil {
+		j.merge(old)
+	}
+	// Durable before anything is unlocked: a crash after this point is
+	// recovered from the journal. A journal that cannot be written stops
+	// here, with nothing changed.
+	if err := j.save(s.Root, len(j.Unlocked) > 0); err != nil {
+		return nil, fmt.Errorf("seal: recording the transaction before unlocking: %w", err)
+	}
+	rep.Journal = j
+	sum := Apply(ctx, s.FS, locked, false, s.Workers, nil)
+	rep.Unlocked = sum.Changed
+	if err := ctx.Err(); err != nil {
+		return rep, s.rollback(ctx, j, old, sum, err)
+	}
+	rep.Errors = sum.Errors
+	return rep, nil
+}
+
+// rollback puts back what a failed Begin unlocked. The journal goes only
+// when everything was relocked (or an older journal of the same owner
+// still covers it); otherwise it stays, so that recovery finishes the job.
+func (s *System) rollback(ctx context.Context, j, old *Journal, sum *Summary, cause error) error {
+	var changed []*Target
+	for _, o := range sum.Outcomes {
+		if o.Changed {
+			changed = append(changed, o.Target)
+		}
+	}
+	undo := Apply(context.WithoutCancel(ctx), s.FS, changed, true, s.Workers, nil)
+	if len(undo.Errors) > 0 {
+		return fmt.Errorf("seal: %w; relocking what was unlocked failed too (%w): the journal %s stays for debseal recover",
+			cause, undo.Errors[0], j.Path())
+	}
+	if old != nil {
+		if err := old.save(s.Root, true); err != nil {
+			return fmt.Errorf("seal: %w; restoring the earlier journal: %w", cause, err)
+		}
+		return fmt.Errorf("seal: %w (what was unlocked is locked again)", cause)
+	}
+	if err := j.remove(); err != nil {
+		return fmt.Errorf("seal: %w; removing the journal: %w", cause, err)
+	}
+	return fmt.Errorf("seal: %w (what was unlocked is locked again)", cause)
+}
+
+// namedTargets returns the locked sealed package files among paths that
+// scripts name or archives ship, beyond the planned targets, with their
+// owners; ignored counts the locked paths that no sealed package owns.
+func (s *System) namedTargets(ctx context.Context, paths []string, planned []*Target) ([]*Target, int, error) {
+	cands, err := s.pathTargets(ctx, paths)
+	if err != nil || len(cands) == 0 {
+		return nil, 0, err
 	}
 	// Most paths scripts name belong to the packages already planned
 	// (man-db's postinst names /usr/bin/mandb): drop those before
 	// looking for owners, which reads every package's list.
-	planned := make(map[[2]uint64]bool, len(targets))
-	for _, t := range targets {
-		planned[[2]uint64{t.Info.Dev, t.Info.Ino}] = true
+	have := make(map[[2]uint64]bool, len(planned))
+	for _, t := range planned {
+		have[[2]uint64{t.Info.Dev, t.Info.Ino}] = true
 	}
-	kept := extra[:0]
-	for _, t := range extra {
-		if !planned[[2]uint64{t.Info.Dev, t.Info.Ino}] {
+	kept := cands[:0]
+	for _, t := range cands {
+		if !have[[2]uint64{t.Info.Dev, t.Info.Ino}] {
 			kept = append(kept, t)
 		}
 	}
-	extra = kept
-	if len(extra) > 0 {
-		// Locked files of other packages that a script or an archive
-		// names: record who owns them, because the run may move them
-		// (dpkg-divert --rename) and their owners must be relocked
-		// wherever they end up.
-		if err := s.setOwners(extra); err != nil {
-			return nil, err
+	if len(kept) == 0 {
+		return nil, 0, nil
+	}
+	// Locked files of other packages: record who owns them, because the
+	// run may move them (dpkg-divert --rename) and their owners must be
+	// relocked wherever they end up. What no sealed package owns is not
+	// debseal's to touch.
+	if err := s.setOwners(kept); err != nil {
+		return nil, 0, err
+	}
+	var out []*Target
+	ignored := 0
+	for _, t := range kept {
+		if s.sealedOwner(t) {
+			out = append(out, t)
+		} else {
+			ignored++
 		}
 	}
-	targets = append(targets, extra...)
-	var locked []*Target
+	return out, ignored, nil
+}
+
+func (s *System) sealedOwner(t *Target) bool {
+	for _, o := range t.Owners {
+		if s.State.Sealed(strings.SplitN(o.Pkg, ":", 2)[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockedTargets returns the targets that are (or may be) locked, each
+// inode once.
+func lockedTargets(targets []*Target) []*Target {
+	var out []*Target
 	seen := map[[2]uint64]bool{}
 	for _, t := range targets {
 		k := [2]uint64{t.Info.Dev, t.Info.Ino}
@@ -142,10 +253,13 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 		}
 		seen[k] = true
 		if set, known := t.Info.Immutable(); set || !known {
-			locked = append(locked, t)
+			out = append(out, t)
 		}
 	}
+	return out
+}
 
+func (s *System) newJournal(owner Process, req Request, sc *scope, pkgs []*dpkgdb.Package, extra []*Target) *Journal {
 	j := &Journal{Version: journalVersion, Owner: owner, Created: time.Now().UTC(), Request: req,
 		All: sc.all, Reason: sc.reason}
 	ids := map[string]bool{}
@@ -164,11 +278,11 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 		j.Debs = append(j.Debs, DebRef{Path: d.Path, Package: d.Package, Arch: d.Arch})
 		j.NewPackages = append(j.NewPackages, d.Package)
 	}
-	before, err := s.listedFiles(sc.primary)
-	if err != nil {
-		return nil, err
-	}
-	j.Before = before
+	return j
+}
+
+func journalEntries(locked []*Target) []Entry {
+	out := make([]Entry, 0, len(locked))
 	for _, t := range locked {
 		e := Entry{Path: t.Path(), Dev: t.Info.Dev, Ino: t.Info.Ino, Size: t.Info.Size, Mtime: t.Info.Mtime}
 		seenPkg := map[string]bool{}
@@ -178,36 +292,9 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 				e.Pkgs = append(e.Pkgs, o.Pkg)
 			}
 		}
-		j.Unlocked = append(j.Unlocked, e)
+		out = append(out, e)
 	}
-	// One owner, one journal. A long-lived front-end (packagekitd,
-	// unattended-upgrades) runs one apt transaction after another in the
-	// same process; when one ended without its Post-Invoke (apt skips it
-	// after a failed hook), its journal is still there and what it
-	// unlocked must stay on record: merge instead of overwriting.
-	if old, err := FindJournal(s.Root, owner); err != nil {
-		return nil, err
-	} else if old != nil {
-		j.merge(old)
-	}
-	// Durable before anything is unlocked: a crash after this point is
-	// recovered from the journal.
-	if err := j.save(s.Root, len(j.Unlocked) > 0); err != nil {
-		return nil, err
-	}
-	rep.Journal = j
-	sum := Apply(ctx, s.FS, locked, false, s.Workers, nil)
-	rep.Unlocked = sum.Changed
-	if len(sum.Errors) > 0 {
-		// dpkg would fail on these files half-way; refuse before it
-		// starts, and put back what was unlocked.
-		undo := Apply(ctx, s.FS, locked, true, s.Workers, nil)
-		if len(undo.Errors) == 0 {
-			j.remove()
-		}
-		return rep, fmt.Errorf("seal: cannot unlock %d files, first: %w", len(sum.Errors), sum.Errors[0])
-	}
-	return rep, nil
+	return out
 }
 
 // EndReport says what End (or a recovery) did.
@@ -221,6 +308,14 @@ type EndReport struct {
 	Unsupported int
 	Errors      []error
 	Recovered   bool // End ran for a dead transaction
+	// Deferred: nothing was relocked, because another dpkg or package
+	// manager runs (it would fail on files locked under it); the journal
+	// stays, and the next debseal run after it recovers it.
+	Deferred string
+	// Held are packages left unlocked because another live transaction
+	// covers them; they stay pending and its End (or a later one) locks
+	// them.
+	Held []string
 }
 
 // End relocks after dpkg: it rereads the database, locks every sealed,
@@ -237,6 +332,10 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	}
 	s.Fresh = false
 	rep := &EndReport{}
+	if why := s.Busy(); why != "" {
+		rep.Deferred = why
+		return rep, nil
+	}
 	if !s.State.Any() {
 		// Sealing was switched off meanwhile: leave everything as it is.
 		if j != nil {
@@ -268,6 +367,10 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	for _, n := range changed {
 		names[n] = true
 	}
+	hold, err := s.liveHolds(j)
+	if err != nil {
+		return nil, err
+	}
 	var lock []*dpkgdb.Package
 	newPending := map[string]bool{}
 	addPkg := func(p *dpkgdb.Package) {
@@ -275,6 +378,11 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 			return
 		}
 		switch {
+		case hold.names[p.Name]:
+			if !newPending[p.Name] {
+				newPending[p.Name] = true
+				rep.Held = append(rep.Held, p.ID())
+			}
 		case p.Configured():
 			lock = append(lock, p)
 		case p.State >= dpkgdb.StateHalfInstalled:
@@ -347,6 +455,7 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	}
 	targets := append(trusted, vr.OK...)
 	targets = append(targets, vr.Unverified...)
+	targets = hold.filter(targets, newPending)
 	sum := Apply(ctx, s.FS, targets, true, s.Workers, nil)
 	rep.Locked, rep.Already = sum.Changed, sum.Already
 	rep.Unsupported = sum.UnsupportedCount()
@@ -424,43 +533,6 @@ func (s *System) crossCheckDebs(j *Journal) []Mismatch {
 		}
 	}
 	return out
-}
-
-// RecoverReport is the outcome of recovering one stale transaction.
-type RecoverReport struct {
-	Journal *Journal
-	End     *EndReport
-	Skipped string // not recovered, and why
-}
-
-// Recover ends every transaction whose process is gone: it relocks what a
-// crashed run left unlocked. Transactions still running are left alone,
-// and so is everything while a dpkg holds its lock (it would fail on files
-// relocked under it). With force, live owners are ignored (debseal recover
-// --force, for a wedged process).
-func (s *System) Recover(ctx context.Context, force bool) ([]RecoverReport, []error) {
-	js, errs := Journals(s.Root)
-	var out []RecoverReport
-	for _, j := range js {
-		if !force && s.Alive != nil && s.Alive(j.Owner) {
-			out = append(out, RecoverReport{Journal: j, Skipped: fmt.Sprintf("process %d (%s) still runs", j.Owner.Pid, j.Owner.Via)})
-			continue
-		}
-		release, err := HoldDpkgLock(s.Admindir)
-		if err != nil {
-			out = append(out, RecoverReport{Journal: j, Skipped: err.Error()})
-			continue
-		}
-		end, err := s.End(ctx, j)
-		release()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("recovering %s: %w", j.Path(), err))
-			continue
-		}
-		end.Recovered = true
-		out = append(out, RecoverReport{Journal: j, End: end})
-	}
-	return out, errs
 }
 
 // Pending packages: sealed packages that were not configured when debseal
