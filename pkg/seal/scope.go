@@ -175,13 +175,34 @@ func (s *System) scope(req Request) (*scope, error) {
 			return nil, err
 		}
 	}
+	div, err := s.DB.Diversions()
+	if err != nil {
+		return nil, err
+	}
 	for _, scn := range scans {
 		if scn.Escalate != "" {
 			sc.escalate(scn.Escalate)
 		}
-		sc.paths = append(sc.paths, scn.Paths...)
+		sc.paths = append(sc.paths, withDiversions(scn.Paths, div)...)
 	}
 	return sc, nil
+}
+
+// withDiversions adds, for each path a script names, the other end of
+// its diversion: "dpkg-divert --remove --rename X" moves the file
+// recorded as X's divert-to (X.distrib unless --divert said otherwise)
+// back to X, and the script names only X.
+func withDiversions(paths []string, div *dpkgdb.Diversions) []string {
+	out := paths
+	for _, p := range paths {
+		if d, ok := div.ByFrom(p); ok {
+			out = append(out, d.To)
+		}
+		if d, ok := div.ByTo(p); ok {
+			out = append(out, d.From)
+		}
+	}
+	return out
 }
 
 func sortedScriptNames(m map[string][]byte) []string {

@@ -301,3 +301,28 @@ func TestHelperHoldLock(t *testing.T) {
 	fmt.Println("held")
 	time.Sleep(time.Minute)
 }
+
+// A postrm's "dpkg-divert --remove --rename X" (no --divert: the common
+// form) moves the locked divert-to file back to X: Begin must unlock the
+// file the diversions database records, which the script never names.
+func TestBeginUnlocksDivertTo(t *testing.T) {
+	postrm := "#!/bin/sh\nset -e\nif [ \"$1\" = remove ]; then\n" +
+		"  dpkg-divert --package diverter --remove --rename /usr/bin/tool\nfi\n"
+	w := newWorld(t, []fakePkg{
+		{name: "base", files: []string{"/usr", "/usr/bin", "/usr/bin/tool"}},
+		{name: "diverter", files: []string{"/usr", "/usr/bin"}},
+	}, "/usr/bin/tool\n/usr/bin/tool.distrib\ndiverter\n", func(f *fakeFS) {
+		f.file("/usr/bin/tool.distrib", "base's tool").flags = 0x10
+	}, nil)
+	if err := os.WriteFile(filepath.Join(w.db.Admindir, "info", "diverter.postrm"), []byte(postrm), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := w.sealedSystem(t)
+	rep, err := s.Begin(context.Background(), Request{Remove: []string{"diverter"}}, Process{Pid: 5, Via: "wrapper"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locked(w, "/usr/bin/tool.distrib") {
+		t.Errorf("the divert-to file stays locked; dpkg-divert --rename cannot move it back (unlocked %d)", rep.Unlocked)
+	}
+}
