@@ -160,6 +160,7 @@ func (d *fakeDir) Real() (string, error) { return d.dir, nil }
 // admindir writes a minimal dpkg database: status stanzas and lists.
 type fakePkg struct {
 	name, arch, ma, state string
+	want                  string // "install" when empty
 	conffiles             []string // "path md5"
 	files                 []string
 	md5sums               string
@@ -179,7 +180,11 @@ func writeAdmindir(dir string, pkgs []fakePkg, diversions string) error {
 		if state == "" {
 			state = "installed"
 		}
-		st.WriteString("Package: " + p.name + "\nStatus: install ok " + state + "\nArchitecture: " + arch + "\nVersion: 1\n")
+		want := p.want
+		if want == "" {
+			want = "install"
+		}
+		st.WriteString("Package: " + p.name + "\nStatus: " + want + " ok " + state + "\nArchitecture: " + arch + "\nVersion: 1\n")
 		if p.ma != "" {
 			st.WriteString("Multi-Arch: " + p.ma + "\n")
 		}
