@@ -34,19 +34,26 @@ type SessionReport struct {
 // because another dpkg holds the database: this run's dpkg may get the
 // lock once that one ends, and must then find its files unlocked.
 func (se *Session) Start(ctx context.Context, req Request) (*SessionReport, error) {
+	return se.locked(func(rep *SessionReport) (err error) {
+		if se.recoverStale(ctx, rep) {
+			if err := se.Reload(); err != nil {
+				return err
+			}
+		}
+		rep.Begin, err = se.Begin(ctx, req, se.Owner)
+		return err
+	})
+}
+
+// locked runs fn under debseal's own lock on the root.
+func (se *Session) locked(fn func(*SessionReport) error) (*SessionReport, error) {
 	lock, err := AcquireLock(se.Root, se.LockWait)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
 	rep := &SessionReport{}
-	if se.recoverStale(ctx, rep) {
-		if err := se.Reload(); err != nil {
-			return rep, err
-		}
-	}
-	rep.Begin, err = se.Begin(ctx, req, se.Owner)
-	return rep, err
+	return rep, fn(rep)
 }
 
 // Finish runs after dpkg: End the owner's transaction (j, or the owner's
@@ -54,51 +61,36 @@ func (se *Session) Start(ctx context.Context, req Request) (*SessionReport, erro
 // meanwhile (a dpkg that lost the race for the database lock never runs
 // its post-invoke hook).
 func (se *Session) Finish(ctx context.Context, j *Journal) (*SessionReport, error) {
-	lock, err := AcquireLock(se.Root, se.LockWait)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	if j == nil {
-		if j, err = FindJournal(se.Root, se.Owner); err != nil {
-			return nil, err
+	return se.locked(func(rep *SessionReport) (err error) {
+		if j == nil {
+			if j, err = FindJournal(se.Root, se.Owner); err != nil {
+				return err
+			}
 		}
-	}
-	rep := &SessionReport{}
-	rep.End, err = se.End(ctx, j)
-	if err != nil {
-		return rep, err
-	}
-	if se.recoverStale(ctx, rep) {
-		se.Fresh = false
-	}
-	return rep, nil
+		if rep.End, err = se.End(ctx, j); err != nil {
+			return err
+		}
+		se.recoverStale(ctx, rep)
+		return nil
+	})
 }
 
 // Recover ends dead transactions and then, unless a package manager
 // runs, locks what changed without debseal seeing it (debseal recover).
 func (se *Session) Recover(ctx context.Context, force bool) (*SessionReport, error) {
-	lock, err := AcquireLock(se.Root, se.LockWait)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	rep := &SessionReport{}
-	rep.Recovered, rep.RecoverErrs = se.System.Recover(ctx, force)
-	rep.End, err = se.End(ctx, nil)
-	return rep, err
+	return se.locked(func(rep *SessionReport) (err error) {
+		rep.Recovered, rep.RecoverErrs = se.System.Recover(ctx, force)
+		rep.End, err = se.End(ctx, nil)
+		return err
+	})
 }
 
 // RecoverStale only ends dead transactions (apt's Pre-Invoke).
 func (se *Session) RecoverStale(ctx context.Context) (*SessionReport, error) {
-	lock, err := AcquireLock(se.Root, se.LockWait)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Release()
-	rep := &SessionReport{}
-	se.recoverStale(ctx, rep)
-	return rep, nil
+	return se.locked(func(rep *SessionReport) error {
+		se.recoverStale(ctx, rep)
+		return nil
+	})
 }
 
 // recoverStale ends the transactions of dead processes, and reports
@@ -186,10 +178,10 @@ type holds struct {
 }
 
 // liveHolds collects what the journals of other live owners cover.
-func (s *System) liveHolds(self *Journal) (holds, error) {
+func (s *System) liveHolds(self *Journal) holds {
 	h := holds{names: map[string]bool{}, inodes: map[[2]uint64]bool{}}
 	if s.Alive == nil {
-		return h, nil
+		return h
 	}
 	js, _ := Journals(s.Root) // a corrupt journal is reported by Recover
 	for _, j := range js {
@@ -206,7 +198,7 @@ func (s *System) liveHolds(self *Journal) (holds, error) {
 			h.inodes[[2]uint64{e.Dev, e.Ino}] = true
 		}
 	}
-	return h, nil
+	return h
 }
 
 // filter drops the targets another live transaction unlocked, and keeps

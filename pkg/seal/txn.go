@@ -367,10 +367,7 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	for _, n := range changed {
 		names[n] = true
 	}
-	hold, err := s.liveHolds(j)
-	if err != nil {
-		return nil, err
-	}
+	hold := s.liveHolds(j)
 	var lock []*dpkgdb.Package
 	newPending := map[string]bool{}
 	addPkg := func(p *dpkgdb.Package) {
