@@ -55,3 +55,9 @@ func (f *RawFile) Name() string { return "" }
 
 // Close does nothing.
 func (f *RawFile) Close() error { return nil }
+
+// Fd is -1 on this system.
+func (d *Dir) Fd() int { return -1 }
+
+// NewDir is unavailable on this system.
+func (r *Root) NewDir(fd int, dir string) *Dir { return &Dir{Path: dir} }
