@@ -56,8 +56,8 @@ type Journal struct {
 	Debs        []DebRef  `json:"debs,omitempty"`
 	Before      []Listed  `json:"before,omitempty"` // old files of packages being replaced or removed
 	Unlocked    []Entry   `json:"unlocked"`
-	path        string // on the host, for messages
-	root, name  string // where it is stored: the root, the path within it
+	path        string    // on the host, for messages
+	root, name  string    // where it is stored: the root, the path within it
 }
 
 // DebRef names an archive of the transaction and its package.
