@@ -132,11 +132,10 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 		return err
 	}
 	stateDir := seal.StateDir(g.Root)
-	cachePath := filepath.Join(stateDir, "audit.cache")
 	var cache *audit.Cache
 	if !o.NoCache {
 		var cerr error
-		cache, cerr = audit.LoadCache(cachePath)
+		cache, cerr = audit.LoadCache(g.Root)
 		if cerr != nil {
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v (reading every file)\n", cerr)
 		}
@@ -157,7 +156,7 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 	}
 	if cache != nil && writableState(g.Root, stateDir) {
 		// Auditing some packages keeps what the cache knows of the rest.
-		if err := cache.Save(cachePath, len(pkgs) > 0); err != nil {
+		if err := cache.Save(g.Root, len(pkgs) > 0); err != nil {
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", err)
 		}
 	}

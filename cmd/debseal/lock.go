@@ -128,6 +128,25 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		return exitFor(problems, mismatches)
 	}
 
+	if !o.Unlock {
+		// The state is durable before any flag is set: the state must
+		// never claim less than what is locked (a locked file the state
+		// does not know is never unlocked for dpkg, and recover does not
+		// see it). A failure to save (a full disk) leaves nothing locked.
+		// Packages dpkg has not configured yet are locked by the first
+		// relock that finds them configured.
+		sys.state.Lock(names(pkgs), o.All)
+		if err := sys.state.Save(g.Root); err != nil {
+			return fmt.Errorf("nothing locked: the sealed state cannot be saved: %w", err)
+		}
+		var pending []string
+		for _, id := range plan.Pending {
+			pending = append(pending, strings.SplitN(id, ":", 2)[0])
+		}
+		if err := seal.AddPending(g.Root, pending); err != nil {
+			problems = append(problems, err)
+		}
+	}
 	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
 	problems = append(problems, sum.Errors...)
 	if o.Verbose {
@@ -137,25 +156,15 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 			}
 		}
 	}
-	// Record intent even when some files failed: the next run (or the
-	// hooks) retries them.
 	if o.Unlock {
+		// Flags first, then the state: if saving fails, the state still
+		// claims the packages (it never claims less than what is locked;
+		// the hooks unlock them for dpkg and relock them after), and the
+		// error says so. Intent is recorded even when some files failed
+		// to unlock: unlock again retries them.
 		sys.state.Unlock(names(pkgs), o.All)
-	} else {
-		sys.state.Lock(names(pkgs), o.All)
-	}
-	if err := sys.state.Save(g.Root); err != nil {
-		problems = append(problems, err)
-	}
-	if !o.Unlock {
-		// Packages dpkg has not configured yet are locked by the first
-		// relock that finds them configured.
-		var pending []string
-		for _, id := range plan.Pending {
-			pending = append(pending, strings.SplitN(id, ":", 2)[0])
-		}
-		if err := seal.AddPending(g.Root, pending); err != nil {
-			problems = append(problems, err)
+		if err := sys.state.Save(g.Root); err != nil {
+			problems = append(problems, fmt.Errorf("the files are unlocked but still recorded as sealed: %w", err))
 		}
 	}
 	if o.All && !o.Unlock {

@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/debseal/debseal/dpkghook"
+	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/deb"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
@@ -132,9 +135,21 @@ func (l *eventLog) timing(what string, dpkgTime time.Duration) {
 func (l *eventLog) write(level, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	line := fmt.Sprintf("%s debseal[%d] %s %s: %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), l.via, level, msg)
-	if f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); err == nil {
-		f.WriteString(line)
-		f.Close()
+	// Through the root (pkg/confined): ROOT/var/log may be a symlink that
+	// stays inside the root, debseal.log itself never is one, and a FIFO
+	// or device there is refused, not opened. A root without /var/log
+	// gets no log; any other failure is said once per line on stderr.
+	const logName = "var/log/debseal.log"
+	err := errors.New("confined: not under a root")
+	if root, ok := strings.CutSuffix(l.path, logName); ok {
+		var r *confined.Root
+		if r, err = confined.Open(root); err == nil {
+			err = r.Append(logName, []byte(line), 0o640)
+			r.Close()
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && l.stderr != nil {
+		fmt.Fprintf(l.stderr, "debseal: warning: log not written: %v\n", err)
 	}
 	if level != "info" && l.stderr != nil {
 		fmt.Fprintf(l.stderr, "debseal: %s: %s\n", level, msg)

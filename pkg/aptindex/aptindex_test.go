@@ -91,9 +91,9 @@ func TestLoadCompressed(t *testing.T) {
 	os.WriteFile(filepath.Join(lists, "c_dists_z_main_binary-amd64_Packages.lz4"), lz.Bytes(), 0o644)
 	os.WriteFile(filepath.Join(lists, "c_dists_z_InRelease"), []byte("not an index"), 0o644)
 
-	cache := filepath.Join(dir, "cache")
+	cache := "cache" // within dir
 	for _, wantRebuilt := range []bool{true, false} {
-		ix, err := Load(lists, cache)
+		ix, err := Load(lists, dir, cache)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestLoadCompressed(t *testing.T) {
 	}
 	// A changed index invalidates the cache.
 	os.WriteFile(filepath.Join(lists, "a_dists_x_main_binary-amd64_Packages"), append(raw, "\nPackage: new\nVersion: 1\nArchitecture: all\nSHA256: "+strings.Repeat("ab", 32)+"\n"...), 0o644)
-	ix, err := Load(lists, cache)
+	ix, err := Load(lists, dir, cache)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/debseal/debseal/pkg/confined"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,18 +35,23 @@ type Index struct {
 const cacheMagic = "debseal-aptindex 1\n"
 
 // Load returns the index of every *_Packages file in listsDir (apt's
-// Dir::State::lists, ROOT/var/lib/apt/lists by default). cachePath, when
-// not empty, is where the sorted cache lives: it is used when it matches
-// the indices and rewritten otherwise (a write failure is not an error:
-// the index is still returned). A missing lists directory gives an empty
-// index.
-func Load(listsDir, cachePath string) (*Index, error) {
+// Dir::State::lists, ROOT/var/lib/apt/lists by default). cacheName, when
+// not empty, is where the sorted cache lives within cacheRoot (reached
+// through the root: pkg/confined): it is used when it matches the indices
+// and rewritten otherwise (a write failure is not an error: the index is
+// still returned). A missing lists directory gives an empty index.
+func Load(listsDir, cacheRoot, cacheName string) (*Index, error) {
 	sources, fp, err := fingerprint(listsDir)
 	if err != nil {
 		return nil, err
 	}
-	if cachePath != "" {
-		if b, unmap, err := mapFile(cachePath); err == nil {
+	var cache *confined.Root
+	if cacheName != "" {
+		if cache, err = confined.Open(cacheRoot); err != nil {
+			return nil, fmt.Errorf("aptindex: %w", err)
+		}
+		defer cache.Close()
+		if b, unmap, err := mapFile(cache, cacheName); err == nil {
 			if body, ok := bytes.CutPrefix(b, []byte(cacheMagic+fp+"\n")); ok {
 				ix, err := fromSorted(body)
 				if err == nil {
@@ -80,8 +86,9 @@ func Load(listsDir, cachePath string) (*Index, error) {
 		return nil, err
 	}
 	ix.Sources, ix.Rebuilt = sources, true
-	if cachePath != "" {
-		writeAtomic(cachePath, append([]byte(cacheMagic+fp+"\n"), body.Bytes()...))
+	if cache != nil {
+		// Not durable: a cache lost in a crash is rebuilt.
+		cache.ReplaceFile(cacheName, append([]byte(cacheMagic+fp+"\n"), body.Bytes()...), 0o644)
 	}
 	return ix, nil
 }
@@ -97,8 +104,8 @@ func (ix *Index) Close() {
 // mapFile maps a cache file read-only. Reading it instead cost 80 ms for
 // Debian's main archive on the test machine (page faults on 11 MB), which
 // a dpkg hook cannot afford; a lookup touches a few dozen pages.
-func mapFile(path string) ([]byte, func(), error) {
-	f, err := os.Open(path)
+func mapFile(r *confined.Root, name string) ([]byte, func(), error) {
+	f, err := r.Open(name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -282,26 +289,4 @@ func Algos(entries []Entry) []Algo {
 		}
 	}
 	return out
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil {
-		os.Remove(f.Name())
-		return errors.Join(werr, cerr)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }

@@ -15,8 +15,9 @@ import (
 )
 
 func TestCacheRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.cache")
-	c, err := LoadCache(path)
+	root := t.TempDir()
+	path := filepath.Join(root, CacheFile)
+	c, err := LoadCache(root)
 	if err != nil || c.Len() != 0 {
 		t.Fatalf("LoadCache(missing) = %d entries, %v", c.Len(), err)
 	}
@@ -28,10 +29,10 @@ func TestCacheRoundTrip(t *testing.T) {
 	for _, e := range entries {
 		c.Put(e)
 	}
-	if err := c.Save(path, false); err != nil {
+	if err := c.Save(root, false); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := LoadCache(path)
+	c2, err := LoadCache(root)
 	if err != nil || c2.Len() != 2 {
 		t.Fatalf("LoadCache() = %d entries, %v; want 2", c2.Len(), err)
 	}
@@ -47,7 +48,7 @@ func TestCacheRoundTrip(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	b[len(cacheMagic)+3] ^= 1
 	os.WriteFile(path, b, 0o600)
-	if c3, err := LoadCache(path); !errors.Is(err, ErrCacheCorrupt) || c3.Len() != 0 {
+	if c3, err := LoadCache(root); !errors.Is(err, ErrCacheCorrupt) || c3.Len() != 0 {
 		t.Errorf("LoadCache(corrupt) = %d entries, %v; want empty and ErrCacheCorrupt", c3.Len(), err)
 	}
 }
@@ -55,19 +56,19 @@ func TestCacheRoundTrip(t *testing.T) {
 // A partial audit (some packages) keeps the records of every other file;
 // a full one keeps only what it saw.
 func TestCacheSaveKeepsOthersAfterPartialAudit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.cache")
-	c, _ := LoadCache(path)
+	root := t.TempDir()
+	c, _ := LoadCache(root)
 	c.Put(CacheEntry{Dev: 1, Ino: 1, Ctime: 1})
 	c.Put(CacheEntry{Dev: 1, Ino: 2, Ctime: 1})
-	if err := c.Save(path, false); err != nil {
+	if err := c.Save(root, false); err != nil {
 		t.Fatal(err)
 	}
-	c, _ = LoadCache(path)
+	c, _ = LoadCache(root)
 	c.Put(CacheEntry{Dev: 1, Ino: 2, Ctime: 9}) // refreshed by a partial audit
-	if err := c.Save(path, true); err != nil {
+	if err := c.Save(root, true); err != nil {
 		t.Fatal(err)
 	}
-	c, _ = LoadCache(path)
+	c, _ = LoadCache(root)
 	if e, ok := c.Lookup(1, 1); !ok || e.Ctime != 1 {
 		t.Errorf("after a partial audit the other file's record = %+v, %v; want it kept", e, ok)
 	}
@@ -75,10 +76,10 @@ func TestCacheSaveKeepsOthersAfterPartialAudit(t *testing.T) {
 		t.Errorf("the refreshed record = %+v, %v; want ctime 9", e, ok)
 	}
 	c.Put(CacheEntry{Dev: 1, Ino: 2, Ctime: 9})
-	if err := c.Save(path, false); err != nil {
+	if err := c.Save(root, false); err != nil {
 		t.Fatal(err)
 	}
-	if c, _ = LoadCache(path); c.Len() != 1 {
+	if c, _ = LoadCache(root); c.Len() != 1 {
 		t.Errorf("after a full audit the cache holds %d records, want only the one it saw", c.Len())
 	}
 }

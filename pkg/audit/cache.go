@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/debseal/debseal/pkg/confined"
 )
 
 // Cache is the incremental audit's memory: for every regular file it read
@@ -50,12 +51,21 @@ const (
 // follows) and rewritten.
 var ErrCacheCorrupt = errors.New("audit: cache corrupt")
 
-// LoadCache reads a cache file. A missing file gives an empty cache and no
-// error; a damaged one an empty cache and an error wrapping
-// ErrCacheCorrupt.
-func LoadCache(path string) (*Cache, error) {
+// CacheFile is where the cache is kept under a root.
+const CacheFile = confined.Own + "/audit.cache"
+
+// LoadCache reads the cache of a root (CacheFile, reached through the
+// root: pkg/confined). A missing file gives an empty cache and no error; a
+// damaged one an empty cache and an error wrapping ErrCacheCorrupt.
+func LoadCache(root string) (*Cache, error) {
 	c := &Cache{}
-	b, err := os.ReadFile(path)
+	r, err := confined.Open(root)
+	if err != nil {
+		return c, fmt.Errorf("audit: %w", err)
+	}
+	defer r.Close()
+	path := r.Join(CacheFile)
+	b, err := r.ReadFile(CacheFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
@@ -138,14 +148,15 @@ func (c *Cache) Put(e CacheEntry) {
 	c.mu.Unlock()
 }
 
-// Save writes what this run remembered atomically, mode 0600. After a
+// Save writes what this run remembered to the root's CacheFile atomically
+// and durably, mode 0600. After a
 // full audit only this run's files are kept (a file no longer installed or
 // no longer immutable drops out); after a partial one (keepOthers: some
 // packages only) the records of every other file are kept as they were,
 // so that auditing one package does not make the next full audit read
 // everything again. A kept record can only ever match its own inode with
 // the same ctime, so keeping one too many costs nothing but bytes.
-func (c *Cache) Save(path string, keepOthers bool) error {
+func (c *Cache) Save(root string, keepOthers bool) error {
 	if keepOthers {
 		seen := make(map[[2]uint64]bool, len(c.fresh))
 		for _, e := range c.fresh {
@@ -173,23 +184,13 @@ func (c *Cache) Save(path string, keepOthers bool) error {
 	}
 	sum := sha256.Sum256(buf)
 	buf = append(buf, sum[:]...)
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".audit-cache.tmp-*")
+	r, err := confined.Open(root)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	_, werr := f.Write(buf)
-	cerr := f.Close()
-	if werr != nil || cerr != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("audit: write cache: %w", errors.Join(werr, cerr))
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("audit: %w", err)
+	defer r.Close()
+	if err := r.WriteFileAtomic(CacheFile, buf, 0o600); err != nil {
+		return fmt.Errorf("audit: write cache: %w", err)
 	}
 	return nil
 }

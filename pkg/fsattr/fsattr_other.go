@@ -58,3 +58,9 @@ func (f *RawFile) Close() error { return nil }
 
 // Real always fails with ErrNotSupported.
 func (d *Dir) Real() (string, error) { return "", ErrNotSupported }
+
+// Fd is -1 on this system.
+func (d *Dir) Fd() int { return -1 }
+
+// NewDir is unavailable on this system.
+func (r *Root) NewDir(fd int, dir string) *Dir { return &Dir{Path: dir} }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/debseal/debseal/pkg/aptindex"
+	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/deb"
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
@@ -34,8 +35,8 @@ type Builder struct {
 	FS    *fsattr.Root // the same root, for in-root resolution
 	Store *Store
 	// Lists is apt's lists directory (ROOT/var/lib/apt/lists) and
-	// IndexCache the sorted cache of its indices
-	// (ROOT/var/lib/debseal/aptindex.cache).
+	// IndexCache the sorted cache of its indices, within Root
+	// (/var/lib/debseal/aptindex.cache).
 	Lists, IndexCache string
 	// Archives is apt's cache of .debs (ROOT/var/cache/apt/archives).
 	Archives string
@@ -56,7 +57,7 @@ func NewBuilder(root string, db *dpkgdb.DB, fsys *fsattr.Root) *Builder {
 	return &Builder{
 		Root: root, DB: db, FS: fsys, Store: StoreFor(root),
 		Lists:      filepath.Join(root, "var/lib/apt/lists"),
-		IndexCache: filepath.Join(seal.StateDir(root), "aptindex.cache"),
+		IndexCache: "/" + confined.Own + "/aptindex.cache",
 		Archives:   filepath.Join(root, "var/cache/apt/archives"),
 		Now:        time.Now,
 	}
@@ -71,7 +72,7 @@ func (b *Builder) Close() {
 
 func (b *Builder) index() (*aptindex.Index, error) {
 	b.ixOnce.Do(func() {
-		b.ix, b.ixErr = aptindex.Load(b.Lists, b.IndexCache)
+		b.ix, b.ixErr = aptindex.Load(b.Lists, b.Root, b.IndexCache)
 	})
 	return b.ix, b.ixErr
 }

@@ -4,21 +4,32 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
+	"path"
 	"path/filepath"
 
+	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/seal"
 )
 
+// storeDir is where the manifests are, within the root.
+const storeDir = confined.Own + "/manifests"
+
 // Store is the directory of manifests of one root:
 // ROOT/var/lib/debseal/manifests, mode 0700, one file per package and
-// architecture (NAME_ARCH.manifest, mode 0600, immutable).
-type Store struct{ Dir string }
+// architecture (NAME_ARCH.manifest, mode 0600, immutable). It is reached
+// through the root (pkg/confined): a symlink where the directory or a
+// manifest should be is an error naming it, so neither the chmod nor the
+// immutable flag ever lands outside the root.
+type Store struct {
+	Dir  string // on the host, for messages
+	root string
+}
 
 // StoreFor returns the store of a root.
 func StoreFor(root string) *Store {
-	return &Store{Dir: filepath.Join(seal.StateDir(root), "manifests")}
+	return &Store{Dir: filepath.Join(seal.StateDir(root), "manifests"), root: root}
 }
 
 // Path is the file of a package's manifest.
@@ -26,16 +37,32 @@ func (s *Store) Path(pkg, arch string) string {
 	return filepath.Join(s.Dir, ID(pkg, arch)+".manifest")
 }
 
+func (s *Store) name(pkg, arch string) string {
+	return path.Join(storeDir, ID(pkg, arch)+".manifest")
+}
+
+func (s *Store) open() (*confined.Root, error) {
+	r, err := confined.Open(s.root)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return r, nil
+}
+
 // Load reads a package's manifest. A missing manifest is an error matching
 // fs.ErrNotExist; a damaged one wraps ErrCorrupt or ErrChecksum (see Read).
 func (s *Store) Load(pkg, arch string) (*Manifest, error) {
-	p := s.Path(pkg, arch)
-	f, err := os.Open(p)
+	r, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	f, err := r.Open(s.name(pkg, arch))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return Read(f, p)
+	return Read(f, s.Path(pkg, arch))
 }
 
 // Header reads only the header of a package's manifest (package,
@@ -44,13 +71,17 @@ func (s *Store) Load(pkg, arch string) (*Manifest, error) {
 // installed version, at a fraction of Load's cost (lock --all asks for
 // every package). Whoever trusts the contents uses Load.
 func (s *Store) Header(pkg, arch string) (*Manifest, error) {
-	p := s.Path(pkg, arch)
-	f, err := os.Open(p)
+	r, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	f, err := r.Open(s.name(pkg, arch))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readHeader(io.LimitReader(f, 64<<10), p)
+	return readHeader(io.LimitReader(f, 64<<10), s.Path(pkg, arch))
 }
 
 // Save writes m atomically and makes it immutable, so that changing a
@@ -59,24 +90,29 @@ func (s *Store) Header(pkg, arch string) (*Manifest, error) {
 // flag is best effort there, as for package files); any other failure to
 // set the flag is returned after the manifest is in place.
 func (s *Store) Save(m *Manifest) error {
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	if err := os.Chmod(s.Dir, 0o700); err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	dir, done, err := s.openDir()
+	r, err := s.open()
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer r.Close()
+	if err := r.MkdirAll(storeDir, 0o700); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err := r.Chmod(storeDir, 0o700); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	dir, err := r.OpenDir(storeDir)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	defer dir.Close()
 	name := ID(m.Package, m.Arch) + ".manifest"
-	if _, err := dir.Lstat(name); err == nil {
-		if _, err := dir.Set(name, fsattr.Ident{}, fsattr.Immutable, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
+	if info, err := dir.Lstat(name); err == nil && info.IsRegular() {
+		if _, err := dir.Set(name, info.Ident, fsattr.Immutable, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
 			return fmt.Errorf("manifest: unlock the old manifest: %w", err)
 		}
 	}
-	if err := seal.WriteFileAtomic(filepath.Join(s.Dir, name), Marshal(m), 0o600); err != nil {
+	if err := r.WriteFileAtomic(path.Join(storeDir, name), Marshal(m), 0o600); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	if _, err := dir.Set(name, fsattr.Ident{}, fsattr.Immutable, true); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
@@ -87,35 +123,25 @@ func (s *Store) Save(m *Manifest) error {
 
 // Remove deletes a package's manifest (unlocking it first).
 func (s *Store) Remove(pkg, arch string) error {
-	dir, done, err := s.openDir()
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	r, err := s.open()
 	if err != nil {
 		return err
 	}
-	defer done()
-	name := ID(pkg, arch) + ".manifest"
-	if _, err := dir.Set(name, fsattr.Ident{}, fsattr.Immutable, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) && !errors.Is(err, os.ErrNotExist) {
+	defer r.Close()
+	dir, err := r.OpenDir(storeDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	defer dir.Close()
+	name := ID(pkg, arch) + ".manifest"
+	if _, err := dir.Set(name, fsattr.Ident{}, fsattr.Immutable, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err := r.Remove(s.name(pkg, arch)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	return nil
-}
-
-// openDir opens the store's directory for flag changes that never follow
-// a symlink out of it; done closes it.
-func (s *Store) openDir() (*fsattr.Dir, func(), error) {
-	root, err := fsattr.OpenRoot(s.Dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest: %w", err)
-	}
-	dir, err := root.OpenDir("/")
-	if err != nil {
-		root.Close()
-		return nil, nil, fmt.Errorf("manifest: %w", err)
-	}
-	return dir, func() { dir.Close(); root.Close() }, nil
 }

@@ -160,7 +160,7 @@ func (d *fakeDir) Real() (string, error) { return d.dir, nil }
 // admindir writes a minimal dpkg database: status stanzas and lists.
 type fakePkg struct {
 	name, arch, ma, state string
-	want                  string // "install" when empty
+	want                  string   // "install" when empty
 	conffiles             []string // "path md5"
 	files                 []string
 	md5sums               string

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/debseal/debseal/pkg/confined"
 )
 
 // Process is the process a transaction belongs to: while it runs, the
@@ -56,7 +56,8 @@ type Journal struct {
 	Debs        []DebRef  `json:"debs,omitempty"`
 	Before      []Listed  `json:"before,omitempty"` // old files of packages being replaced or removed
 	Unlocked    []Entry   `json:"unlocked"`
-	path        string
+	path        string    // on the host, for messages
+	root, name  string    // where it is stored: the root, the path within it
 }
 
 // DebRef names an archive of the transaction and its package.
@@ -66,38 +67,49 @@ type DebRef struct {
 	Arch    string `json:"arch,omitempty"`
 }
 
-func journalDir(root string) string { return filepath.Join(StateDir(root), "journal") }
-
-// Save writes the journal durably (fsync of file and directory) when sync
+// save writes the journal durably (fsync of file and directory) when sync
 // is set: a transaction that unlocked nothing needs no durability.
 func (j *Journal) save(root string, sync bool) error {
 	b, err := json.Marshal(j)
 	if err != nil {
 		return fmt.Errorf("seal: journal: %w", err)
 	}
-	j.path = filepath.Join(journalDir(root), j.Owner.key()+".json")
+	r, err := openRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	name := journalDir + "/" + j.Owner.key() + ".json"
+	j.path = r.Join(name)
+	if err := r.MkdirAll(journalDir, 0o700); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
 	if sync {
-		return WriteFileAtomic(j.path, append(b, '\n'), 0o600)
+		err = r.WriteFileAtomic(name, append(b, '\n'), 0o600)
+	} else {
+		err = r.ReplaceFile(name, append(b, '\n'), 0o600)
 	}
-	if err := os.MkdirAll(journalDir(root), 0o700); err != nil {
+	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	tmp := j.path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	return os.Rename(tmp, j.path)
+	j.root, j.name = root, name
+	return nil
 }
 
 // remove deletes the journal once its transaction is complete.
 func (j *Journal) remove() error {
-	if j.path == "" {
+	if j.name == "" {
 		return nil
 	}
-	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	r, err := openRoot(j.root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.Remove(j.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("seal: %w", err)
 	}
-	return syncDir(filepath.Dir(j.path))
+	return nil
 }
 
 // merge adds what an earlier journal of the same owner recorded, so that
@@ -150,8 +162,12 @@ func (j *Journal) Path() string { return j.path }
 // cannot be parsed is returned as an error naming it (and is kept: it
 // needs a human).
 func Journals(root string) ([]*Journal, []error) {
-	dir := journalDir(root)
-	ents, err := os.ReadDir(dir)
+	r, err := openRoot(root)
+	if err != nil {
+		return nil, []error{err}
+	}
+	defer r.Close()
+	ents, err := r.ReadDir(journalDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -161,43 +177,50 @@ func Journals(root string) ([]*Journal, []error) {
 	var out []*Journal
 	var errs []error
 	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".json") {
+		if !strings.HasSuffix(e.Name, ".json") {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		b, err := os.ReadFile(p)
+		j, err := readJournal(r, root, journalDir+"/"+e.Name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("seal: %w", err))
+			errs = append(errs, err)
 			continue
 		}
-		j := &Journal{}
-		if err := json.Unmarshal(b, j); err != nil || j.Version != journalVersion {
-			errs = append(errs, fmt.Errorf("seal: journal %s is corrupt (%v): check what it names, run debseal lock --all, then remove it", p, err))
-			continue
-		}
-		j.path = p
 		out = append(out, j)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
 	return out, errs
 }
 
-// FindJournal returns the journal of owner, or nil.
-func FindJournal(root string, owner Process) (*Journal, error) {
-	p := filepath.Join(journalDir(root), owner.key()+".json")
-	b, err := os.ReadFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+// readJournal reads and parses one journal (name within the root).
+func readJournal(r *confined.Root, root, name string) (*Journal, error) {
+	p := r.Join(name)
+	b, err := r.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
 	j := &Journal{}
-	if err := json.Unmarshal(b, j); err != nil {
-		return nil, fmt.Errorf("seal: journal %s is corrupt: %w", p, err)
+	if err := json.Unmarshal(b, j); err != nil || j.Version != journalVersion {
+		if err == nil {
+			err = fmt.Errorf("version %d, want %d", j.Version, journalVersion)
+		}
+		return nil, fmt.Errorf("seal: journal %s is corrupt (%v): check what it names, run debseal lock --all, then remove it", p, err)
 	}
-	j.path = p
+	j.path, j.root, j.name = p, root, name
 	return j, nil
+}
+
+// FindJournal returns the journal of owner, or nil.
+func FindJournal(root string, owner Process) (*Journal, error) {
+	r, err := openRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	j, err := readJournal(r, root, journalDir+"/"+owner.key()+".json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return j, err
 }
 
 const journalVersion = 1

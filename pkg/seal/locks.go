@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/debseal/debseal/pkg/confined"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,12 +17,13 @@ type Lock struct{ f *os.File }
 
 // AcquireLock waits up to timeout for debseal's lock on root.
 func AcquireLock(root string, timeout time.Duration) (*Lock, error) {
-	dir := StateDir(root)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
+	r, err := openRoot(root)
+	if err != nil {
+		return nil, err
 	}
-	p := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	p := r.Join(lockFile)
+	f, err := r.OpenLock(lockFile, 0o600)
+	r.Close()
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
@@ -58,12 +60,12 @@ func FrontendLockHolder(admindir string) (int, error) {
 }
 
 func lockHolder(p string) (int, error) {
-	f, err := os.Open(p)
+	f, err := openDpkgLock(p, unix.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("seal: %w", err)
+		return 0, err
 	}
 	defer f.Close()
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
@@ -80,9 +82,9 @@ func lockHolder(p string) (int, error) {
 // dpkg can start while debseal recovers. It fails at once if a dpkg runs.
 func HoldDpkgLock(admindir string) (release func(), err error) {
 	p := filepath.Join(admindir, "lock")
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := openDpkgLock(p, unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
+		return nil, err
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
 	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
@@ -90,4 +92,27 @@ func HoldDpkgLock(admindir string) (release func(), err error) {
 		return nil, fmt.Errorf("seal: dpkg is running (its lock %s is held): %w", p, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// openDpkgLock opens one of dpkg's lock files in its admindir (a directory
+// the admin names, resolved as given) without following a symlink at the
+// lock itself and without blocking: anything but a regular file (a FIFO
+// would block a plain open) is refused.
+func openDpkgLock(p string, flags int) (*os.File, error) {
+	fd, err := unix.Open(p, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		if err == unix.ELOOP {
+			err = fmt.Errorf("%w (a symlink)", confined.ErrNotRegular)
+		}
+		return nil, fmt.Errorf("seal: %w", &os.PathError{Op: "open", Path: p, Err: err})
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err == nil {
+			err = confined.ErrNotRegular
+		}
+		return nil, fmt.Errorf("seal: %w", &os.PathError{Op: "open", Path: p, Err: err})
+	}
+	return os.NewFile(uintptr(fd), p), nil
 }

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/deb822"
 	"github.com/debseal/debseal/pkg/fsattr"
 )
@@ -31,12 +33,34 @@ func NewState() *State {
 	return &State{Except: map[string]bool{}, Pkgs: map[string]bool{}}
 }
 
-func statePath(root string) string { return filepath.Join(StateDir(root), "sealed") }
+// Debseal's own files under a root (pkg/confined resolves them: no
+// symlink below confined.Own is ever followed).
+const (
+	stateFile   = confined.Own + "/sealed"
+	pendingFile = confined.Own + "/pending"
+	syncFile    = confined.Own + "/synced"
+	lockFile    = confined.Own + "/lock"
+	journalDir  = confined.Own + "/journal"
+)
+
+// openRoot opens root for debseal's own files.
+func openRoot(root string) (*confined.Root, error) {
+	r, err := confined.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	return r, nil
+}
 
 // LoadState reads the state; a missing file means nothing is sealed.
 func LoadState(root string) (*State, error) {
-	p := statePath(root)
-	b, err := os.ReadFile(p)
+	r, err := openRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	p := r.Join(stateFile)
+	b, err := r.ReadFile(stateFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return NewState(), nil
 	}
@@ -84,10 +108,18 @@ func (s *State) Save(root string) error {
 	default:
 		b.WriteString("Sealed: none\n")
 	}
-	if old, err := os.ReadFile(statePath(root)); err == nil && string(old) == b.String() {
+	r, err := openRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if old, err := r.ReadFile(stateFile); err == nil && string(old) == b.String() {
 		return nil // unchanged: a no-op lock writes nothing
 	}
-	return WriteFileAtomic(statePath(root), []byte(b.String()), 0o644)
+	if err := r.WriteFileAtomic(stateFile, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	return nil
 }
 
 // Sealed reports whether the package named name is to be kept locked.
@@ -140,55 +172,20 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory, so
-// that after a crash the file is either the old or the new one.
+// WriteFileAtomic writes data to path (a host path) through a temporary
+// file in the same directory, fsyncs it, renames it into place and fsyncs
+// the directory, so that after a crash the file is either the old or the
+// new one. A symlink, FIFO or device at path is refused, never followed
+// or opened. Files under a --root are written with confined.WriteFile
+// (root, path within it) instead, which also resolves the directories
+// inside the root.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("seal: write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
+	if err := confined.WriteFile("/", abs, data, perm); err != nil {
 		return fmt.Errorf("seal: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("seal: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("seal: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("seal: sync %s: %w", dir, err)
 	}
 	return nil
 }
@@ -217,7 +214,7 @@ func AddPending(root string, names []string) error {
 // under debseal's own state directory (debseal locks its manifests), so
 // that a purge can delete it.
 func UnlockStateDir(root string) error {
-	r, err := fsattr.OpenRoot(root)
+	r, err := openRoot(root)
 	if err != nil {
 		return err
 	}
@@ -225,33 +222,163 @@ func UnlockStateDir(root string) error {
 	var errs []error
 	var walk func(dir string)
 	walk = func(dir string) {
-		d, err := r.OpenDir(dir)
+		ents, err := r.ReadDir(dir)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("seal: %w", err))
 			}
+			return
+		}
+		d, err := r.OpenDir(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("seal: %w", err))
 			return
 		}
 		defer d.Close()
-		ents, err := os.ReadDir(filepath.Join(root, dir))
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
 		for _, e := range ents {
-			if e.IsDir() {
-				walk(filepath.Join(dir, e.Name()))
+			if e.Info.IsDir() {
+				walk(dir + "/" + e.Name)
 			}
-			if !e.IsDir() && !e.Type().IsRegular() {
+			if !e.Info.IsDir() && !e.Info.IsRegular() {
 				continue
 			}
 			for _, fl := range []uint32{fsattr.Immutable, fsattr.AppendOnly} {
-				if _, err := d.Set(e.Name(), fsattr.Ident{}, fl, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
+				if _, err := d.Set(e.Name, e.Info.Ident, fl, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
 					errs = append(errs, err)
 				}
 			}
 		}
 	}
-	walk("/var/lib/debseal")
+	walk(confined.Own)
 	return errors.Join(errs...)
+}
+
+// Pending packages: sealed packages that were not configured when debseal
+// last relocked, or whose relock failed. They are locked by the first End
+// that finds them configured (and succeeds).
+
+// Pending returns the sealed packages still to be locked.
+func Pending(root string) ([]string, error) {
+	m, err := loadPending(root)
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(m), nil
+}
+
+func loadPending(root string) (map[string]bool, error) {
+	r, err := openRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := r.ReadFile(pendingFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	m := map[string]bool{}
+	for _, n := range strings.Fields(string(b)) {
+		m[n] = true
+	}
+	return m, nil
+}
+
+func savePending(root string, old, now map[string]bool) error {
+	if equalSets(old, now) {
+		return nil
+	}
+	r, err := openRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if len(now) == 0 {
+		err = r.Remove(pendingFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+	} else {
+		err = r.WriteFileAtomic(pendingFile, []byte(strings.Join(sortedKeys(now), "\n")+"\n"), 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	return nil
+}
+
+func equalSets(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// The sync stamp: every package whose list dpkg rewrote after it is
+// considered changed by the next End, so packages changed by a dpkg run
+// debseal did not see (apt-hooks mode and a direct dpkg -i, a hook
+// disabled for a while) are still relocked.
+
+func (s *System) markSynced(t time.Time) error {
+	r, err := openRoot(s.Root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	err = r.Chtimes(syncFile, t, t)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = r.WriteFileAtomic(syncFile, nil, 0o644); err == nil {
+			err = r.Chtimes(syncFile, t, t)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("seal: %w", err)
+	}
+	return nil
+}
+
+// MarkSynced records that every package is locked as it should be now
+// (lock --all does).
+func (s *System) MarkSynced() error { return s.markSynced(time.Now()) }
+
+// changedSinceSync returns the names of packages whose list changed after
+// the last sync (all sealed packages when there was none).
+func (s *System) changedSinceSync() ([]string, error) {
+	r, err := openRoot(s.Root)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := r.Lstat(syncFile)
+	r.Close()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // never synced: lock --all has not run since sealing
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	if !fi.IsRegular() {
+		return nil, fmt.Errorf("seal: %s: %w", r.Join(syncFile), confined.ErrNotRegular)
+	}
+	since := time.Unix(0, fi.Mtime)
+	var out []string
+	for _, p := range s.DB.Packages {
+		if !p.HasFiles() {
+			continue
+		}
+		li, err := os.Stat(s.DB.InfoPath(p, "list"))
+		if err != nil {
+			continue
+		}
+		if li.ModTime().After(since) {
+			out = append(out, p.Name)
+		}
+	}
+	return out, nil
 }

@@ -2,10 +2,7 @@ package seal
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -530,111 +527,4 @@ func (s *System) crossCheckDebs(j *Journal) []Mismatch {
 		}
 	}
 	return out
-}
-
-// Pending packages: sealed packages that were not configured when debseal
-// last relocked, or whose relock failed. They are locked by the first End
-// that finds them configured (and succeeds).
-
-func pendingPath(root string) string { return filepath.Join(StateDir(root), "pending") }
-
-// Pending returns the sealed packages still to be locked.
-func Pending(root string) ([]string, error) {
-	m, err := loadPending(root)
-	if err != nil {
-		return nil, err
-	}
-	return sortedKeys(m), nil
-}
-
-func loadPending(root string) (map[string]bool, error) {
-	b, err := os.ReadFile(pendingPath(root))
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]bool{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
-	}
-	m := map[string]bool{}
-	for _, n := range strings.Fields(string(b)) {
-		m[n] = true
-	}
-	return m, nil
-}
-
-func savePending(root string, old, now map[string]bool) error {
-	if equalSets(old, now) {
-		return nil
-	}
-	if len(now) == 0 {
-		if err := os.Remove(pendingPath(root)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("seal: %w", err)
-		}
-		return nil
-	}
-	return WriteFileAtomic(pendingPath(root), []byte(strings.Join(sortedKeys(now), "\n")+"\n"), 0o644)
-}
-
-func equalSets(a, b map[string]bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if !b[k] {
-			return false
-		}
-	}
-	return true
-}
-
-// The sync stamp: every package whose list dpkg rewrote after it is
-// considered changed by the next End, so packages changed by a dpkg run
-// debseal did not see (apt-hooks mode and a direct dpkg -i, a hook
-// disabled for a while) are still relocked.
-
-func syncPath(root string) string { return filepath.Join(StateDir(root), "synced") }
-
-func (s *System) markSynced(t time.Time) error {
-	p := syncPath(s.Root)
-	if err := os.Chtimes(p, t, t); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("seal: %w", err)
-		}
-		if err := os.WriteFile(p, nil, 0o644); err != nil {
-			return fmt.Errorf("seal: %w", err)
-		}
-		return os.Chtimes(p, t, t)
-	}
-	return nil
-}
-
-// MarkSynced records that every package is locked as it should be now
-// (lock --all does).
-func (s *System) MarkSynced() error { return s.markSynced(time.Now()) }
-
-// changedSinceSync returns the names of packages whose list changed after
-// the last sync (all sealed packages when there was none).
-func (s *System) changedSinceSync() ([]string, error) {
-	fi, err := os.Stat(syncPath(s.Root))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // never synced: lock --all has not run since sealing
-	}
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
-	}
-	since := fi.ModTime()
-	var out []string
-	for _, p := range s.DB.Packages {
-		if !p.HasFiles() {
-			continue
-		}
-		li, err := os.Stat(s.DB.InfoPath(p, "list"))
-		if err != nil {
-			continue
-		}
-		if li.ModTime().After(since) {
-			out = append(out, p.Name)
-		}
-	}
-	return out, nil
 }

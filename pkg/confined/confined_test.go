@@ -1,0 +1,286 @@
+package confined
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// snapshot lists every path under dir with its mode and content, to show
+// a decoy is untouched.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		v := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		m[p] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func sameSnapshot(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// every operation on debseal's own files, for a path under dir
+var ops = []struct {
+	name string
+	do   func(r *Root, dir string) error
+}{
+	{"ReadFile", func(r *Root, dir string) error { _, err := r.ReadFile(dir + "/f"); return err }},
+	{"WriteFileAtomic", func(r *Root, dir string) error { return r.WriteFileAtomic(dir+"/f", []byte("new\n"), 0o644) }},
+	{"ReplaceFile", func(r *Root, dir string) error { return r.ReplaceFile(dir+"/f", []byte("new\n"), 0o644) }},
+	{"Append", func(r *Root, dir string) error { return r.Append(dir+"/f", []byte("line\n"), 0o640) }},
+	{"OpenLock", func(r *Root, dir string) error {
+		f, err := r.OpenLock(dir+"/f", 0o600)
+		if err == nil {
+			f.Close()
+		}
+		return err
+	}},
+	{"Remove", func(r *Root, dir string) error { return r.Remove(dir + "/f") }},
+	{"ReadDir", func(r *Root, dir string) error { _, err := r.ReadDir(dir); return err }},
+	{"MkdirAll", func(r *Root, dir string) error { return r.MkdirAll(dir+"/sub", 0o700) }},
+	{"Chmod", func(r *Root, dir string) error { return r.Chmod(dir+"/f", 0o600) }},
+	{"Chtimes", func(r *Root, dir string) error { return r.Chtimes(dir+"/f", time.Unix(1, 0), time.Unix(1, 0)) }},
+	{"Lstat", func(r *Root, dir string) error { _, err := r.Lstat(dir + "/f"); return err }},
+}
+
+// A symlink where debseal's own directory is (absolute, or climbing out
+// with ../..) is an error naming it, and the directory it points to is
+// never read, written, chmod'ed or created in.
+func TestOwnDirectorySymlinkIsRefused(t *testing.T) {
+	for _, own := range []string{Own, Own + "/journal", Own + "/manifests"} {
+		for _, kind := range []string{"absolute", "relative"} {
+			for _, op := range ops {
+				t.Run(own+"/"+kind+"/"+op.name, func(t *testing.T) {
+					top := t.TempDir()
+					root, decoy := filepath.Join(top, "root"), filepath.Join(top, "decoy")
+					os.MkdirAll(filepath.Dir(filepath.Join(root, own)), 0o755)
+					os.MkdirAll(decoy, 0o755)
+					os.WriteFile(filepath.Join(decoy, "f"), []byte("host\n"), 0o644)
+					target := decoy
+					if kind == "relative" {
+						rel, err := filepath.Rel(filepath.Dir(filepath.Join(root, own)), decoy)
+						if err != nil {
+							t.Fatal(err)
+						}
+						target = rel
+					}
+					link := filepath.Join(root, own)
+					if err := os.Symlink(target, link); err != nil {
+						t.Fatal(err)
+					}
+					before := snapshot(t, decoy)
+					r, err := Open(root)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer r.Close()
+					err = op.do(r, "/"+own)
+					if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), link) {
+						t.Errorf("%s through a symlinked %s = %v; want ErrSymlink naming %s", op.name, own, err, link)
+					}
+					if after := snapshot(t, decoy); !sameSnapshot(before, after) {
+						t.Errorf("decoy changed: %v -> %v", before, after)
+					}
+				})
+			}
+		}
+	}
+}
+
+// A symlink at debseal's own file is refused too (never followed, never
+// replaced), by every operation on it.
+func TestOwnFileSymlinkIsRefused(t *testing.T) {
+	for _, name := range []string{Own + "/sealed", "var/log/debseal.log"} {
+		for _, op := range ops {
+			if op.name == "ReadDir" || op.name == "MkdirAll" || op.name == "Remove" || op.name == "Lstat" {
+				continue // not about the file itself (Remove takes the link away, harmlessly)
+			}
+			t.Run(name+"/"+op.name, func(t *testing.T) {
+				top := t.TempDir()
+				root, decoy := filepath.Join(top, "root"), filepath.Join(top, "decoy")
+				os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755)
+				os.MkdirAll(decoy, 0o755)
+				os.WriteFile(filepath.Join(decoy, "f"), []byte("host\n"), 0o644)
+				link := filepath.Join(root, filepath.Dir(name), "f")
+				os.Symlink(filepath.Join(decoy, "f"), link)
+				before := snapshot(t, decoy)
+				r, err := Open(root)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				err = op.do(r, "/"+filepath.Dir(name))
+				if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), link) {
+					t.Errorf("%s on a symlink = %v; want ErrSymlink naming %s", op.name, err, link)
+				}
+				if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+					t.Errorf("the symlink was replaced or removed: %v", err)
+				}
+				if after := snapshot(t, decoy); !sameSnapshot(before, after) {
+					t.Errorf("decoy changed: %v -> %v", before, after)
+				}
+			})
+		}
+	}
+}
+
+// System directories may be symlinks, resolved inside the root: an
+// absolute ROOT/var/log -> /decoy means ROOT/decoy, and ../../.. stops at
+// the root.
+func TestSystemDirectorySymlinkStaysInside(t *testing.T) {
+	for _, target := range []string{"DECOY", "../../../../../../DECOY"} {
+		top := t.TempDir()
+		root, decoy := filepath.Join(top, "root"), filepath.Join(top, "decoy")
+		os.MkdirAll(filepath.Join(root, "var"), 0o755)
+		os.MkdirAll(filepath.Join(root, "decoy"), 0o755) // where the link lands inside the root
+		os.MkdirAll(decoy, 0o755)
+		tgt := strings.ReplaceAll(target, "DECOY", decoy)
+		if !filepath.IsAbs(tgt) {
+			tgt = "../../../../../../../../../" + strings.TrimPrefix(decoy, "/")
+		}
+		if err := os.Symlink(tgt, filepath.Join(root, "var/log")); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The absolute link resolves to ROOT<decoy>: not there, so nothing
+		// is written anywhere.
+		err = r.Append("/var/log/debseal.log", []byte("x\n"), 0o640)
+		r.Close()
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: Append through var/log -> %s = %v; want not exist (inside the root)", target, tgt, err)
+		}
+		if ents, _ := os.ReadDir(decoy); len(ents) != 0 {
+			t.Errorf("%s: the decoy outside the root got %v", target, ents)
+		}
+		// With the target made inside the root, the log lands there.
+		os.MkdirAll(filepath.Join(root, decoy), 0o755)
+		r, _ = Open(root)
+		if err := r.Append("/var/log/debseal.log", []byte("x\n"), 0o640); err != nil {
+			t.Errorf("%s: Append = %v", target, err)
+		}
+		r.Close()
+		if _, err := os.Stat(filepath.Join(root, decoy, "debseal.log")); err != nil {
+			t.Errorf("%s: the log is not inside the root: %v", target, err)
+		}
+		if ents, _ := os.ReadDir(decoy); len(ents) != 0 {
+			t.Errorf("%s: the decoy outside the root got %v", target, ents)
+		}
+	}
+}
+
+// A FIFO (or anything but a regular file) where debseal's file should be
+// is refused at once, never opened: no operation hangs.
+func TestFIFOIsRefusedWithoutHanging(t *testing.T) {
+	for _, op := range ops {
+		switch op.name {
+		case "ReadDir", "MkdirAll", "Remove", "Lstat":
+			continue
+		}
+		t.Run(op.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, Own)
+			os.MkdirAll(dir, 0o755)
+			if err := syscall.Mkfifo(filepath.Join(dir, "f"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			done := make(chan error, 1)
+			go func() { done <- op.do(r, "/"+Own) }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrNotRegular) {
+					t.Errorf("%s on a FIFO = %v; want ErrNotRegular", op.name, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s on a FIFO hangs", op.name)
+			}
+		})
+	}
+}
+
+// A failure injected at each step of WriteFileAtomic leaves the old file
+// or the new one, never a mix, a truncation or a stray temporary file.
+func TestWriteFileAtomicFaults(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EIO} {
+		for n := 1; ; n++ {
+			root := t.TempDir()
+			name := Own + "/sealed"
+			r, _ := Open(root)
+			if err := r.WriteFileAtomic(name, []byte("old\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			seen := 0
+			Fault = func(op, path string) error {
+				seen++
+				if seen == n {
+					return errno
+				}
+				return nil
+			}
+			err := r.WriteFileAtomic(name, []byte("new\n"), 0o644)
+			Fault = nil
+			b, rerr := r.ReadFile(name)
+			r.Close()
+			if seen < n {
+				if err != nil || string(b) != "new\n" {
+					t.Errorf("no fault: %v, %q", err, b)
+				}
+				if n < 4 {
+					t.Errorf("only %d faultable operations: the seam misses some", seen)
+				}
+				break
+			}
+			if !errors.Is(err, errno) {
+				t.Errorf("%v at op %d: err = %v", errno, n, err)
+			}
+			if rerr != nil || (string(b) != "old\n" && string(b) != "new\n") {
+				t.Errorf("%v at op %d: file = %q, %v; want old or new", errno, n, b, rerr)
+			}
+			ents, _ := os.ReadDir(filepath.Join(root, Own))
+			if len(ents) != 1 {
+				t.Errorf("%v at op %d: left %v", errno, n, ents)
+			}
+		}
+	}
+}
