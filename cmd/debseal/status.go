@@ -60,6 +60,15 @@ type statusReport struct {
 	Total        pkgStatus     `json:"total"`
 	Pending      []string      `json:"pending"`      // sealed, still to be locked: not configured yet, or the last relock failed
 	Transactions []transaction `json:"transactions"` // unlocked now, by a running or interrupted dpkg/apt run
+	// ForeignLinks are package files whose inode has a hard link no
+	// package path accounts for (maybe outside the root): never locked.
+	ForeignLinks []foreignLink `json:"foreign_links"`
+}
+
+type foreignLink struct {
+	Path    string `json:"path"`
+	Package string `json:"package"`
+	Detail  string `json:"detail"`
 }
 
 type transaction struct {
@@ -143,7 +152,11 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 			rep.Total.Unlocked++
 		}
 	}
+	rep.ForeignLinks = []foreignLink{}
 	for _, s := range plan.Skips {
+		if s.Reason == seal.SkipForeignLink {
+			rep.ForeignLinks = append(rep.ForeignLinks, foreignLink{Path: s.Real, Package: s.Pkg, Detail: s.Detail})
+		}
 		if ps := byID[s.Pkg]; ps != nil {
 			ps.Skipped[s.Reason.String()]++
 			rep.Total.Skipped[s.Reason.String()]++
@@ -257,6 +270,12 @@ func printStatus(w io.Writer, rep statusReport) {
 			state = "running"
 		}
 		fmt.Fprintf(w, "transaction of %s (pid %d) since %s: %d files unlocked, %s\n", tr.Via, tr.Pid, tr.Since, tr.Unlocked, state)
+	}
+	if len(rep.ForeignLinks) > 0 {
+		fmt.Fprintf(w, "foreign-link: %d files have a hard link no package owns (maybe outside the root); never locked:\n", len(rep.ForeignLinks))
+		for _, f := range rep.ForeignLinks {
+			fmt.Fprintf(w, "foreign-link %s [%s]: %s\n", f.Path, f.Package, f.Detail)
+		}
 	}
 	for _, p := range rep.Packages {
 		if p.Error != "" {
