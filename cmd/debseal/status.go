@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
@@ -55,7 +56,8 @@ type pkgStatus struct {
 
 type statusReport struct {
 	Sealed       sealedJSON    `json:"sealed"`
-	Mode         string        `json:"mode"` // the integration debseal setup installed, "" for none
+	Mode         string        `json:"mode"`      // the integration debseal setup installed, "" for none
+	Installed    []string      `json:"installed"` // the modes whose pieces are actually there (hook files, wrapper script, diversion)
 	Packages     []*pkgStatus  `json:"packages"`
 	Total        pkgStatus     `json:"total"`
 	Pending      []string      `json:"pending"`      // sealed, still to be locked: not configured yet, or the last relock failed
@@ -166,6 +168,12 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 	if rep.Mode, err = installedMode(g.Root); err != nil {
 		return err
 	}
+	if rep.Installed, err = detectModes(g); err != nil {
+		problems = append(problems, err)
+	}
+	if rep.Installed == nil {
+		rep.Installed = []string{}
+	}
 	if rep.Pending, err = seal.Pending(g.Root); err != nil {
 		return err
 	}
@@ -256,10 +264,22 @@ func printStatus(w io.Writer, rep statusReport) {
 	default:
 		fmt.Fprintln(w, "sealed: nothing (debseal lock --all to seal the system)")
 	}
-	if rep.Mode == "" {
+	switch {
+	case rep.Mode == "" && len(rep.Installed) == 0:
 		fmt.Fprintln(w, "integration: none (debseal setup, or dpkg fails on locked files)")
-	} else {
+	case len(rep.Installed) == 1 && rep.Installed[0] == rep.Mode:
 		fmt.Fprintf(w, "integration: %s\n", rep.Mode)
+	default:
+		// A failed or interrupted setup, or files removed by hand.
+		mode := rep.Mode
+		if mode == "" {
+			mode = "none"
+		}
+		inst := strings.Join(rep.Installed, ", ")
+		if inst == "" {
+			inst = "nothing"
+		}
+		fmt.Fprintf(w, "integration: the mode file says %s, but %s is installed (debseal setup --mode MODE, or debseal teardown, makes it whole)\n", mode, inst)
 	}
 	if len(rep.Pending) > 0 {
 		fmt.Fprintf(w, "still to be locked (not configured yet, or the last relock failed; every debseal run retries): %v\n", rep.Pending)
