@@ -138,20 +138,25 @@ func TestSetupIsTransactional(t *testing.T) {
 	}
 }
 
-// Real failures, not injected ones: a target path setup cannot write
-// (a directory where its hook file goes), and dpkg-divert failing (its
-// database's directory immutable). The old mode stays whole.
+// Real failures, not injected ones: a target directory setup cannot
+// write (immutable), and dpkg-divert failing (its database's directory
+// immutable). The old mode stays whole.
 func TestSetupRealFailuresKeepOldMode(t *testing.T) {
 	testutil.RequireCommand(t, "chattr")
-	t.Run("unwritable hook path", func(t *testing.T) {
+	t.Run("unwritable hook directory", func(t *testing.T) {
 		s := setupRoot(t)
-		debseal(t, "--root", s.Root, "setup", "--mode", "wrapper")
-		if err := os.MkdirAll(s.Path("/etc/dpkg/dpkg.cfg.d/debseal/x"), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		debseal(t, "--root", s.Root, "setup", "--mode", "dpkg-hooks")
 		old := integrationOf(t, s)
-		if _, errs, code := debseal(t, "--root", s.Root, "setup", "--mode", "dpkg-hooks"); code == 0 || !strings.Contains(errs, "dpkg.cfg.d/debseal") {
-			t.Errorf("setup over a directory: exit %d, %s", code, errs)
+		dir := s.Path("/etc/apt/apt.conf.d")
+		if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chattr: %v %s", err, out)
+		}
+		_, errs, code := debseal(t, "--root", s.Root, "setup", "--mode", "apt-hooks")
+		if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chattr: %v %s", err, out)
+		}
+		if code == 0 || !strings.Contains(errs, "apt.conf.d") {
+			t.Errorf("setup into an immutable directory: exit %d, %s", code, errs)
 		}
 		if now := integrationOf(t, s); !reflect.DeepEqual(now, old) {
 			t.Errorf("changed %v, mode %q, installed %v", treeDiff(old.tree, now.tree), now.mode, now.installed)
