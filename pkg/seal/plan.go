@@ -279,10 +279,12 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 				plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: why, Detail: "shares its inode with a " + why.String()})
 				continue
 			}
-			if dentries[info.Ident] == nil {
-				dentries[info.Ident] = map[dentry]bool{}
+			if info.Nlink > 1 { // one link cannot be a foreign one
+				if dentries[info.Ident] == nil {
+					dentries[info.Ident] = map[dentry]bool{}
+				}
+				dentries[info.Ident][dentryOf(reals[j], dirIDs[j])] = true
 			}
-			dentries[info.Ident][dentryOf(reals[j], dirIDs[j])] = true
 			t := byIdent[info.Ident]
 			if t == nil {
 				t = &Target{Dir: path.Dir(o.Real), Name: path.Base(o.Real), Info: info}
@@ -354,7 +356,7 @@ type dirIdenter interface {
 func (pl *Planner) foreignLinks(ctx context.Context, plan *Plan, pkgs []*dpkgdb.Package, div *dpkgdb.Diversions, dentries map[fsattr.Ident]map[dentry]bool) error {
 	suspect := map[fsattr.Ident]bool{}
 	for _, t := range plan.Targets {
-		if t.Info.IsRegular() && int(t.Info.Nlink) > len(dentries[t.Info.Ident]) {
+		if t.Info.IsRegular() && t.Info.Nlink > 1 && int(t.Info.Nlink) > len(dentries[t.Info.Ident]) {
 			suspect[t.Info.Ident] = true
 		}
 	}
