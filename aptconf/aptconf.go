@@ -55,6 +55,13 @@ func Snippets(mode, binary string) ([]File, error) {
 		if binary != "" && binary != DefaultBinary {
 			b = []byte(strings.ReplaceAll(string(b), DefaultBinary, binary))
 		}
+		if strings.HasPrefix(dst, "/etc/dpkg/") {
+			for _, l := range strings.Split(string(b), "\n") {
+				if len(l) > MaxDpkgConfigLine {
+					return nil, fmt.Errorf("aptconf: %s: a line of %d bytes with debseal at %s: dpkg reads at most %d (a longer line would stop every dpkg run with a configuration error)", dst, len(l), binary, MaxDpkgConfigLine)
+				}
+			}
+		}
 		mode := os.FileMode(0o644)
 		if dst == WrapperPath {
 			mode = 0o755
@@ -64,6 +71,12 @@ func Snippets(mode, binary string) ([]File, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
+
+// MaxDpkgConfigLine is the longest line dpkg reads from its configuration
+// files (lib/dpkg/options.c reads lines with fgets into a 1024-byte
+// buffer: the rest of a longer line is read as a line of its own, an
+// unknown option, and every dpkg run fails; measured with dpkg 1.21).
+const MaxDpkgConfigLine = 1023
 
 // WrapperPath is apt's Dir::Bin::dpkg in the wrapper mode.
 const WrapperPath = "/usr/lib/debseal/dpkg"

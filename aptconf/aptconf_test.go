@@ -47,7 +47,9 @@ func TestMissingBinaryDoesNotBrick(t *testing.T) {
 				t.Fatalf("%s: no hook commands found", f.Path)
 			}
 			for _, cmd := range cmds {
-				out, err := exec.Command("sh", "-c", cmd).CombinedOutput()
+				c := exec.Command("sh", "-c", cmd)
+				c.Env = append(os.Environ(), "DPKG_ROOT="+t.TempDir()) // nothing sealed there
+				out, err := c.CombinedOutput()
 				if err != nil {
 					t.Errorf("%s: %q with the binary missing: %v\n%s", f.Path, cmd, err, out)
 				}
@@ -215,5 +217,193 @@ func TestWrapperScriptFallsBack(t *testing.T) {
 	// The divert mode's copy names the diverted real dpkg.
 	if d := string(DivertScript("/usr/bin/dpkg.distrib", "")); !strings.Contains(d, "exec /usr/bin/dpkg.distrib \"$@\"") || strings.Contains(d, "@REAL_DPKG@") {
 		t.Errorf("DivertScript does not run /usr/bin/dpkg.distrib:\n%s", d)
+	}
+}
+
+// sealedStates are the states of ROOT/var/lib/debseal the hook lines read
+// when debseal is gone, and whether they mean "files are still locked".
+var sealedStates = []struct {
+	name   string
+	files  map[string]string // relative to ROOT/var/lib/debseal; nil: no state directory
+	sealed bool
+}{
+	{"no state directory", nil, false},
+	{"empty state directory", map[string]string{}, false},
+	{"sealed none", map[string]string{"sealed": "Sealed: none\n"}, false},
+	{"sealed all", map[string]string{"sealed": "Sealed: all\nExcept: foo\n"}, true},
+	{"sealed packages", map[string]string{"sealed": "Sealed: packages\nPackages: a b\n"}, true},
+	{"journal only", map[string]string{"journal/dpkg-hook.123.json": "{}\n"}, true},
+	{"sealed none, journal left", map[string]string{"sealed": "Sealed: none\n", "journal/wrapper.9.json": "{}\n"}, true},
+}
+
+// stateRoot makes a root holding one of sealedStates.
+func stateRoot(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	if files == nil {
+		return
+	}
+	dir := filepath.Join(root, "var/lib/debseal")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// With debseal gone, the pre hooks stop dpkg/apt when files are still
+// sealed under $DPKG_ROOT (they would fail half-way on them), with a
+// message naming debseal and how to get it back; otherwise every hook is
+// a silent no-op. DEBSEAL_DISABLE=1 always lets dpkg through.
+func TestMissingBinaryStopsWhenSealed(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "gone", "debseal")
+	for _, st := range sealedStates {
+		t.Run(st.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "root with space")
+			stateRoot(t, root, st.files)
+			for _, mode := range []string{"dpkg-hooks", "apt-hooks"} {
+				files, err := Snippets(mode, missing)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, cmd := range hookCommands(t, files[0]) {
+					pre := strings.Contains(cmd, "pre-invoke") || strings.Contains(cmd, " dpkg-pre")
+					for _, disable := range []string{"", "1"} {
+						c := exec.Command("sh", "-c", cmd)
+						c.Env = append(os.Environ(), "DPKG_ROOT="+root, "DEBSEAL_DISABLE="+disable)
+						out, err := c.CombinedOutput()
+						stop := pre && st.sealed && disable == ""
+						switch {
+						case stop && err == nil:
+							t.Errorf("%s: %q succeeded with files sealed and debseal gone", mode, cmd)
+						case stop && (!strings.Contains(string(out), missing+" is missing") || !strings.Contains(string(out), root) ||
+							!strings.Contains(string(out), "DEBSEAL_DISABLE=1") || !strings.Contains(string(out), "dpkg-deb -x")):
+							t.Errorf("%s: %q: message lacks what happened, the root, how to restore debseal or bypass it:\n%s", mode, cmd, out)
+						case !stop && strings.Contains(cmd, "apt-pre-install-pkgs") && err != nil:
+							t.Errorf("%s: %q: %v, %q; want success", mode, cmd, err, out) // the shell says the binary is not found: as before
+						case !stop && !strings.Contains(cmd, "apt-pre-install-pkgs") && (err != nil || len(out) > 0):
+							t.Errorf("%s: %q (DEBSEAL_DISABLE=%s): %v, %q; want a silent no-op", mode, cmd, disable, err, out)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// A --binary path long enough to push the pre-invoke line past what dpkg
+// reads would break every dpkg run: Snippets refuses it.
+func TestSnippetsRefuseLinesDpkgCannotRead(t *testing.T) {
+	if _, err := Snippets("dpkg-hooks", "/opt/"+strings.Repeat("d", 100)+"/debseal"); err != nil {
+		t.Errorf("a 110-byte binary path: %v", err)
+	}
+	if _, err := Snippets("dpkg-hooks", "/opt/"+strings.Repeat("d", 500)+"/debseal"); err == nil {
+		t.Error("a binary path that makes a dpkg.cfg line longer than dpkg reads was accepted")
+	}
+}
+
+// dpkgWithConfig runs real dpkg on the sandbox with the dpkg-hooks
+// snippet as a configuration file dpkg itself parses ($HOME/.dpkg.cfg:
+// the host's /etc/dpkg is not the sandbox's), and debseal at binary.
+func dpkgWithConfig(t *testing.T, s *testutil.Sandbox, binary string, env []string, args ...string) (string, int) {
+	t.Helper()
+	files, err := Snippets("dpkg-hooks", binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, ".dpkg.cfg"), files[0].Content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("dpkg", append(s.Args(), args...)...)
+	cmd.Env = append(append(os.Environ(), "HOME="+home, "DEBIAN_FRONTEND=noninteractive"), env...)
+	return testutil.Output(t, cmd)
+}
+
+// Real dpkg, debseal gone, files sealed: dpkg stops before unpacking
+// anything, with the message; not sealed (or DEBSEAL_DISABLE=1): dpkg
+// works as if debseal had never been there.
+func TestDpkgStopsWhenSealedAndBinaryGone(t *testing.T) {
+	for _, st := range sealedStates {
+		t.Run(st.name, func(t *testing.T) {
+			s := testutil.NewSandbox(t)
+			stateRoot(t, s.Root, st.files)
+			gone := filepath.Join(t.TempDir(), "gone", "debseal")
+			out, code := dpkgWithConfig(t, s, gone, nil, "-i", testutil.Deb(t, "dstest-base_1.0_all"))
+			_, statErr := os.Stat(s.Path("/usr/bin/dstest-tool"))
+			if !st.sealed {
+				if code != 0 || statErr != nil || strings.Contains(out, "debseal") {
+					t.Fatalf("not sealed: dpkg exit %d, tool %v, output:\n%s", code, statErr, out)
+				}
+				return
+			}
+			if code == 0 || statErr == nil || !strings.Contains(out, "debseal: "+gone+" is missing") {
+				t.Fatalf("sealed: dpkg exit %d (want non-zero), tool unpacked: %v, output:\n%s", code, statErr == nil, out)
+			}
+			if q, _ := s.Dpkg(t, "-s", "dstest-base"); strings.Contains(q, "Status: install") {
+				t.Errorf("dpkg recorded the package although the hook stopped it:\n%s", q)
+			}
+			out, code = dpkgWithConfig(t, s, gone, []string{"DEBSEAL_DISABLE=1"}, "-i", testutil.Deb(t, "dstest-base_1.0_all"))
+			if code != 0 {
+				t.Errorf("DEBSEAL_DISABLE=1: dpkg exit %d\n%s", code, out)
+			}
+		})
+	}
+}
+
+// The wrapper script (wrapper and divert modes) with debseal gone runs
+// the real dpkg, unless files under the root it works on (--root, or
+// $DPKG_ROOT) are sealed: then it stops before dpkg changes anything.
+// Queries and maintainer scripts' calls still go straight to dpkg.
+func TestWrapperStopsWhenSealedAndBinaryGone(t *testing.T) {
+	for _, st := range sealedStates {
+		t.Run(st.name, func(t *testing.T) {
+			s := testutil.NewSandbox(t)
+			stateRoot(t, s.Root, st.files)
+			gone := filepath.Join(t.TempDir(), "gone", "debseal")
+			script := filepath.Join(t.TempDir(), "dpkg")
+			if err := os.WriteFile(script, DivertScript("/usr/bin/dpkg", gone), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			run := func(env []string, args ...string) (string, int) {
+				cmd := exec.Command(script, args...)
+				cmd.Env = append(append(os.Environ(), "DEBIAN_FRONTEND=noninteractive"), env...)
+				return testutil.Output(t, cmd)
+			}
+			sandbox := []string{"--root", s.Root, "--admindir=" + s.Admindir, "--log=" + s.Log, "--force-script-chrootless"}
+			if out, code := run(nil, append(sandbox, "--print-foreign-architectures")...); code != 0 || strings.TrimSpace(out) != "i386" {
+				t.Errorf("a query: exit %d, %q", code, out)
+			}
+			out, code := run(nil, append(sandbox, "-i", testutil.Deb(t, "dstest-base_1.0_all"))...)
+			_, statErr := os.Stat(s.Path("/usr/bin/dstest-tool"))
+			if !st.sealed {
+				if code != 0 || statErr != nil {
+					t.Fatalf("not sealed: exit %d, tool %v\n%s", code, statErr, out)
+				}
+				return
+			}
+			if code == 0 || statErr == nil || !strings.Contains(out, "debseal: "+gone+" is missing, but files under "+s.Root) {
+				t.Fatalf("sealed (--root DIR): exit %d, tool unpacked %v\n%s", code, statErr == nil, out)
+			}
+			// --root=DIR, and $DPKG_ROOT, name the root too.
+			args := append([]string{"--root=" + s.Root}, sandbox[2:]...)
+			if out, code := run(nil, append(args, "-i", testutil.Deb(t, "dstest-base_1.0_all"))...); code == 0 {
+				t.Errorf("sealed (--root=DIR): exit 0\n%s", out)
+			}
+			if out, code := run([]string{"DPKG_ROOT=" + s.Root}, "--admindir="+s.Admindir, "--instdir="+s.Root, "--log="+s.Log, "--force-script-chrootless", "-i", testutil.Deb(t, "dstest-base_1.0_all")); code == 0 {
+				t.Errorf("sealed ($DPKG_ROOT): exit 0\n%s", out)
+			}
+			for _, env := range []string{"DEBSEAL_DISABLE=1", "DPKG_MAINTSCRIPT_NAME=postinst"} {
+				if out, code := run([]string{env}, append(sandbox, "-i", testutil.Deb(t, "dstest-base_1.0_all"))...); code != 0 {
+					t.Errorf("%s: exit %d\n%s", env, code, out)
+				}
+			}
+		})
 	}
 }

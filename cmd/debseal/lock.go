@@ -59,7 +59,8 @@ func unlockCommand() *cli.Command {
 		Name:      "unlock",
 		Usage:     "make the files of installed packages mutable again",
 		ArgsUsage: "[--all | PKG[:ARCH]...]",
-		Description: "Clears the immutable flag on the packages' files and records them as unlocked on\n" +
+		Description: "Clears the immutable flag on the packages' files (conffiles included, should one have been\n" +
+			"locked) and records them as unlocked on\n" +
 			"purpose: debseal will not relock them until you lock them again. unlock --all turns\n" +
 			"sealing off for the whole system.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
@@ -89,6 +90,7 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	verb := map[bool]string{false: "lock", true: "unlock"}[o.Unlock]
 	prog := newProgress(o.Stderr, o.All)
 	sys.planner.ForUnlock = o.Unlock
+	sys.planner.Conffiles = o.Unlock // unlock only makes files more mutable: conffiles too
 	plan, err := sys.planner.Plan(ctx, pkgs)
 	if err != nil {
 		return err

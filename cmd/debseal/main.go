@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -174,15 +175,84 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// be the wrapper, with dpkg's own command line.
 		return runDpkgName(args, stderr)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, args)
-	code := exitCode(err)
-	if err != nil && code != exitOK {
-		if _, pass := err.(exitStatus); !pass {
-			fmt.Fprintf(stderr, "debseal: %v\n", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan int, 1)
+	go func() {
+		app := newApp(stdout, stderr)
+		err := app.RunContext(ctx, args)
+		code := exitCode(err)
+		if err != nil && code != exitOK && ctx.Err() == nil {
+			if _, pass := err.(exitStatus); !pass {
+				fmt.Fprintf(stderr, "debseal: %v\n", err)
+			}
 		}
+		done <- code
+	}()
+	select {
+	case code := <-done:
+		return code
+	case sig := <-sigs:
+		return stopOnSignal(sig.(syscall.Signal), cancel, done, sigs, waitsForChild(args), stderr)
+	}
+}
+
+// signalGrace is how long a command has to stop by itself once a signal
+// cancelled its context (a plan, an apply, an audit stop between files)
+// before debseal exits anyway: a system call that does not return (a
+// lock, a FIFO, a hung filesystem) must not keep a hook, and so dpkg,
+// hanging. What an exit half-way leaves is what a crash leaves: the
+// journal, which the next debseal run or debseal recover ends.
+const signalGrace = 300 * time.Millisecond
+
+// stopOnSignal cancels the command's context, waits up to signalGrace (a
+// second signal: not at all) for it to return, and exits 128+signal with
+// a message. A command running dpkg as its child (debseal dpkg) is not
+// cut short: dpkg got the signal too, and the command must relock after
+// it, whatever dpkg does; it is waited for.
+func stopOnSignal(sig syscall.Signal, cancel context.CancelFunc, done <-chan int, sigs <-chan os.Signal, child bool, stderr io.Writer) int {
+	cancel()
+	if child {
+		return <-done
+	}
+	code := 128 + int(sig)
+	select {
+	case <-done:
+		fmt.Fprintf(stderr, "debseal: stopped by %s\n", signalName(sig))
+	case s := <-sigs:
+		fmt.Fprintf(stderr, "debseal: stopped by %s (a second signal: %s)\n", signalName(sig), signalName(s.(syscall.Signal)))
+	case <-time.After(signalGrace):
+		fmt.Fprintf(stderr, "debseal: stopped by %s (an operation did not return within %v; files it had unlocked, if any, are relocked by the next debseal run or debseal recover)\n", signalName(sig), signalGrace)
 	}
 	return code
+}
+
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return sig.String()
+}
+
+// waitsForChild reports a command that runs dpkg as its child ("debseal
+// dpkg ..."), from the command line: the first word that is not a global
+// option or its value.
+func waitsForChild(args []string) bool {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--root" || a == "--admindir" || a == "--config":
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return a == "dpkg"
+		}
+	}
+	return false
 }

@@ -116,31 +116,49 @@ func TestDebianPackage(t *testing.T) {
 		t.Errorf("systemd-analyze verify complains about debseal's units:\n%s", out)
 	}
 
-	// The binary removed by hand while the hook configuration stays, in
-	// every mode: dpkg and apt still work (new packages install and go;
-	// what is locked stays locked).
+	// The binary removed by hand while the hook configuration stays and
+	// files are sealed, in every mode: what goes through debseal stops
+	// before dpkg changes anything (it would fail half-way on the locked
+	// files) and says why; the rest, and everything with
+	// DEBSEAL_DISABLE=1, works (new packages install and go; what is
+	// locked stays locked). Not sealed, the hooks are silent no-ops
+	// (aptconf's tests).
 	if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err == nil {
 		t.Error("the locked binary could be moved")
 	}
-	for _, mode := range []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"} {
-		c.MustRun(t, "debseal", "setup", "--mode", mode)
+	const why = "/usr/sbin/debseal is missing, but files under / are still locked"
+	for _, mode := range []struct {
+		name           string
+		dpkgStops, apt bool // whether dpkg -i by hand, and apt, go through debseal
+	}{{"dpkg-hooks", true, true}, {"apt-hooks", false, true}, {"wrapper", false, true}, {"divert", true, true}} {
+		c.MustRun(t, "debseal", "setup", "--mode", mode.name)
 		if out, code := c.Run(t, nil, "debseal", "unlock", "debseal"); code != 0 {
 			t.Fatalf("unlock debseal: %d %s", code, out)
 		}
 		if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err != nil {
 			t.Fatal(err)
 		}
-		if out, code := c.Run(t, nil, "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb"); code != 0 {
-			t.Errorf("%s: dpkg -i without the debseal binary: exit %d\n%s", mode, code, out)
+		if out, code := c.Run(t, nil, "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb"); mode.dpkgStops != (code != 0) || mode.dpkgStops && !strings.Contains(out, why) {
+			t.Errorf("%s: dpkg -i without the debseal binary, sealed: exit %d (stop expected: %v)\n%s", mode.name, code, mode.dpkgStops, out)
 		}
-		if out, code := c.Run(t, nil, "dpkg", "-P", "dstest-multi"); code != 0 {
-			t.Errorf("%s: dpkg -P without the debseal binary: exit %d\n%s", mode, code, out)
+		if _, err := os.Stat(c.Path("/usr/share/doc/dstest-multi/README")); mode.dpkgStops && err == nil {
+			t.Errorf("%s: dpkg unpacked although the hook stopped it", mode.name)
 		}
-		if out, code := c.Apt(t, nil, "install", "sl"); code != 0 {
-			t.Errorf("%s: apt install without the debseal binary: exit %d\n%s", mode, code, out)
+		if out, code := c.Apt(t, nil, "install", "sl"); code == 0 || !strings.Contains(out, why) {
+			t.Errorf("%s: apt install without the debseal binary, sealed: exit %d, want a stop that says why\n%s", mode.name, code, out)
 		}
-		if out, code := c.Apt(t, nil, "purge", "sl"); code != 0 {
-			t.Errorf("%s: apt purge without the debseal binary: exit %d\n%s", mode, code, out)
+		disable := []string{"DEBSEAL_DISABLE=1"}
+		if out, code := c.Run(t, disable, "dpkg", "-i", localDebs+"/dstest-multi_1.0_amd64.deb"); code != 0 {
+			t.Errorf("%s: DEBSEAL_DISABLE=1 dpkg -i without the debseal binary: exit %d\n%s", mode.name, code, out)
+		}
+		if out, code := c.Run(t, disable, "dpkg", "-P", "dstest-multi"); code != 0 {
+			t.Errorf("%s: DEBSEAL_DISABLE=1 dpkg -P without the debseal binary: exit %d\n%s", mode.name, code, out)
+		}
+		if out, code := c.Apt(t, disable, "install", "sl"); code != 0 {
+			t.Errorf("%s: DEBSEAL_DISABLE=1 apt install without the debseal binary: exit %d\n%s", mode.name, code, out)
+		}
+		if out, code := c.Apt(t, disable, "purge", "sl"); code != 0 {
+			t.Errorf("%s: DEBSEAL_DISABLE=1 apt purge without the debseal binary: exit %d\n%s", mode.name, code, out)
 		}
 		if err := os.Rename(c.Path("/root/debseal.moved"), c.Path("/usr/sbin/debseal")); err != nil {
 			t.Fatal(err)
@@ -149,13 +167,21 @@ func TestDebianPackage(t *testing.T) {
 	c.MustRun(t, "debseal", "setup", "--mode", "dpkg-hooks")
 	c.MustRun(t, "debseal", "lock", "--all")
 
-	// Removing debseal while its binary is gone must not fail (its prerm
-	// cannot unlock any more, and says so).
+	// With its binary gone and files still sealed, the hooks stop dpkg
+	// before it changes anything and say how to get debseal back; with
+	// DEBSEAL_DISABLE=1, removing debseal works (its prerm cannot unlock
+	// any more, and says so).
 	c.MustRun(t, "debseal", "unlock", "debseal")
 	if err := os.Rename(c.Path("/usr/sbin/debseal"), c.Path("/root/debseal.moved")); err != nil {
 		t.Fatal(err)
 	}
-	out = step("remove debseal without its binary", "apt-get", "-q", "-y", "remove", "debseal")
+	if out, code := c.WithCache(t, nil, "apt-get", "-q", "-y", "remove", "debseal"); code == 0 || !strings.Contains(out, "/usr/sbin/debseal is missing, but files under / are still locked") {
+		t.Errorf("remove debseal without its binary, files sealed: exit %d, want a failure that says why:\n%s", code, out)
+	}
+	out, code = c.WithCache(t, []string{"DEBSEAL_DISABLE=1"}, "apt-get", "-q", "-y", "remove", "debseal")
+	if code != 0 {
+		t.Fatalf("remove debseal without its binary, DEBSEAL_DISABLE=1: exit %d\n%s", code, out)
+	}
 	if !strings.Contains(out, "files it locked stay immutable") {
 		t.Errorf("the prerm did not warn that files stay locked:\n%s", out)
 	}

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/debseal/debseal/aptconf"
+	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
@@ -66,6 +67,9 @@ func teardownCommand() *cli.Command {
 
 func modePath(root string) string { return filepath.Join(seal.StateDir(root), "mode") }
 
+// modeFile is the mode file's path inside the root.
+const modeFile = "/var/lib/debseal/mode"
+
 // installedMode reads which mode setup installed ("" for none).
 func installedMode(root string) (string, error) {
 	b, err := os.ReadFile(modePath(root))
@@ -76,6 +80,94 @@ func installedMode(root string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// detectModes returns the modes whose pieces are actually installed under
+// the root, in aptconf.Modes order, whatever the mode file says: a hook
+// file, the wrapper script, or debseal's diversion of /usr/bin/dpkg (or
+// a wrapper script where dpkg should be). A failed or interrupted setup
+// can leave pieces of a mode the mode file does not name; status shows
+// them and teardown removes them.
+func detectModes(g globalOpts) ([]string, error) {
+	var out []string
+	for _, mode := range aptconf.Modes {
+		var found bool
+		if mode == "divert" {
+			d, err := divertState(g)
+			if err != nil {
+				return nil, err
+			}
+			found = d.diverted || d.scriptInPlace
+		} else {
+			for _, p := range modePaths(mode) {
+				if _, err := os.Lstat(filepath.Join(g.Root, p)); err == nil {
+					found = true
+				} else if !errors.Is(err, fs.ErrNotExist) {
+					return nil, fmt.Errorf("setup: %w", err)
+				}
+			}
+		}
+		if found {
+			out = append(out, mode)
+		}
+	}
+	return out, nil
+}
+
+// modePaths lists the files a mode writes (none for divert).
+func modePaths(mode string) []string {
+	files, _ := aptconf.Snippets(mode, "")
+	var out []string
+	for _, f := range files {
+		out = append(out, f.Path)
+	}
+	return out
+}
+
+// setupFault, set by tests only, is called before each step setup and
+// teardown take; an error makes that step fail as a real failure would.
+var setupFault func(step string) error
+
+func setupStep(name string) error {
+	if setupFault != nil {
+		if err := setupFault(name); err != nil {
+			return fmt.Errorf("setup: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// undoStack holds what undoes each step taken so far, so that a failure
+// anywhere leaves the system as it was.
+type undoStack []undoStep
+
+type undoStep struct {
+	name string
+	fn   func() error
+}
+
+func (u *undoStack) push(name string, fn func() error) { *u = append(*u, undoStep{name, fn}) }
+
+// rollback undoes every step, last first, and returns what could not be
+// undone.
+func (u *undoStack) rollback() error {
+	var errs []error
+	for i := len(*u) - 1; i >= 0; i-- {
+		if err := (*u)[i].fn(); err != nil {
+			errs = append(errs, fmt.Errorf("undoing %s: %w", (*u)[i].name, err))
+		}
+	}
+	*u = nil
+	return errors.Join(errs...)
+}
+
+// failed rolls back after err and says both what failed and whether the
+// system is back as it was.
+func (u *undoStack) failed(err error) error {
+	if rerr := u.rollback(); rerr != nil {
+		return fmt.Errorf("%w; rolling back also failed, the integration may be incomplete (debseal status shows what is installed): %w", err, rerr)
+	}
+	return fmt.Errorf("%w (nothing changed: the previous integration is still in place)", err)
 }
 
 func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) error {
@@ -92,36 +184,49 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	if cur != "" && cur != o.Mode {
-		if err := teardownMode(ctx, g, cur, out); err != nil {
-			return fmt.Errorf("removing mode %s first: %w", cur, err)
-		}
+	present, err := detectModes(g)
+	if err != nil {
+		return err
 	}
 	bin := filepath.Join(g.Root, o.Binary)
 	if _, err := os.Stat(bin); err != nil {
 		fmt.Fprintf(out, "warning: %s is missing: the %s integration does nothing until debseal is there\n", o.Binary, o.Mode)
 	}
-	files, err := aptconf.Snippets(o.Mode, o.Binary)
+	// The new mode first, completely; then the others go (the previous
+	// mode, and pieces a failed setup left); the mode file last. Every
+	// step can be undone: a failure at any point puts back what was
+	// there, so dpkg is never left without the integration that was
+	// working, nor with a mode file that names what is not installed.
+	var undo undoStack
+	changed, err := installMode(ctx, g, o.Mode, o.Binary, &undo)
 	if err != nil {
-		return err
+		err = undo.failed(fmt.Errorf("setup: installing mode %s: %w", o.Mode, err))
 	}
-	changed := false
-	for _, f := range files {
-		ch, err := writeIfDifferent(filepath.Join(g.Root, f.Path), f.Content, f.Mode)
-		if err != nil {
-			return err
+	for _, m := range present {
+		if m == o.Mode || err != nil {
+			continue
 		}
-		changed = changed || ch
-	}
-	switch o.Mode {
-	case "divert":
-		ch, err := setupDivert(ctx, g, o.Binary)
-		if err != nil {
-			return err
+		if rerr := removeMode(ctx, g, m, &undo); rerr != nil {
+			err = undo.failed(fmt.Errorf("setup: removing mode %s: %w", m, rerr))
 		}
-		changed = changed || ch
+		changed = true
 	}
-	if _, err := writeIfDifferent(modePath(g.Root), []byte(o.Mode+"\n"), 0o644); err != nil {
+	if cur != o.Mode {
+		changed = true
+	}
+	if err == nil {
+		if _, werr := writeRootFile(g.Root, modeFile, []byte(o.Mode+"\n"), 0o644); werr != nil {
+			err = undo.failed(werr)
+		}
+	}
+	if slices.Contains(present, "divert") || o.Mode == "divert" {
+		// dpkg's own file was unlocked to divert it or to put it back
+		// (or to undo either).
+		if rerr := relockPackage(ctx, g, "dpkg"); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("setup: relocking dpkg's files: %w", rerr))
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if changed {
@@ -129,6 +234,59 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 	} else {
 		fmt.Fprintf(out, "debseal: %s mode already installed\n", o.Mode)
 	}
+	return nil
+}
+
+// installMode installs one mode's pieces, pushing the undo of each step.
+func installMode(ctx context.Context, g globalOpts, mode, binary string, undo *undoStack) (bool, error) {
+	files, err := aptconf.Snippets(mode, binary)
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	for _, f := range files {
+		restore, err := saveRootFile(g.Root, f.Path)
+		if err != nil {
+			return changed, err
+		}
+		ch, err := writeRootFile(g.Root, f.Path, f.Content, f.Mode)
+		if err != nil {
+			return changed, err
+		}
+		if ch {
+			undo.push("write "+f.Path, restore)
+		}
+		changed = changed || ch
+	}
+	if mode == "divert" {
+		ch, err := setupDivert(ctx, g, binary, undo)
+		if err != nil {
+			return changed, err
+		}
+		changed = changed || ch
+	}
+	return changed, nil
+}
+
+// removeMode removes one mode's pieces, pushing the undo of each step.
+func removeMode(ctx context.Context, g globalOpts, mode string, undo *undoStack) error {
+	if mode == "divert" {
+		return teardownDivert(ctx, g, undo)
+	}
+	for _, p := range modePaths(mode) {
+		restore, err := saveRootFile(g.Root, p)
+		if err != nil {
+			return err
+		}
+		removed, err := removeRootFile(g.Root, p)
+		if err != nil {
+			return err
+		}
+		if removed {
+			undo.push("remove "+p, restore)
+		}
+	}
+	os.Remove(filepath.Join(g.Root, "/usr/lib/debseal")) // only if empty
 	return nil
 }
 
@@ -140,39 +298,105 @@ func runTeardown(ctx context.Context, g globalOpts, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := teardownMode(ctx, g, cur, out); err != nil {
+	present, err := detectModes(g)
+	if err != nil {
 		return err
 	}
-	if err := os.Remove(modePath(g.Root)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// What is installed, whatever the mode file says (a failed setup may
+	// have left a diversion it does not name), and what it names.
+	if cur != "" && slices.Contains(aptconf.Modes, cur) && !slices.Contains(present, cur) {
+		present = append(present, cur)
+	}
+	var undo undoStack
+	for _, m := range present {
+		if err = removeMode(ctx, g, m, &undo); err != nil {
+			err = undo.failed(fmt.Errorf("teardown: removing mode %s: %w", m, err))
+			break
+		}
+	}
+	if err == nil {
+		if _, rerr := removeRootFile(g.Root, modeFile); rerr != nil {
+			err = undo.failed(rerr)
+		}
+	}
+	if slices.Contains(present, "divert") {
+		if rerr := relockPackage(ctx, g, "dpkg"); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("teardown: relocking dpkg's files: %w", rerr))
+		}
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "debseal: integration removed")
 	return nil
 }
 
-// teardownMode removes a mode's files; with mode "" (unknown), every file
-// any mode writes.
-func teardownMode(ctx context.Context, g globalOpts, mode string, out io.Writer) error {
-	if mode == "divert" || mode == "" {
-		if err := teardownDivert(ctx, g); err != nil {
-			return err
+// writeRootFile is the one way setup and teardown write a file: path is
+// inside the root. It writes atomically, and not at all when the file
+// already holds data (it reports whether it wrote).
+func writeRootFile(root, path string, data []byte, perm os.FileMode) (bool, error) {
+	if err := setupStep("write " + path); err != nil {
+		return false, err
+	}
+	full := filepath.Join(root, path)
+	if old, err := os.ReadFile(full); err == nil && bytes.Equal(old, data) {
+		if fi, err := os.Stat(full); err == nil && fi.Mode().Perm() == perm {
+			return false, nil
 		}
 	}
-	for _, p := range aptconf.AllPaths {
-		if err := os.Remove(filepath.Join(g.Root, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
+	if err := seal.WriteFileAtomic(full, data, perm); err != nil {
+		return false, fmt.Errorf("setup: %w", err)
 	}
-	os.Remove(filepath.Join(g.Root, "/usr/lib/debseal")) // only if empty
-	return nil
+	return true, nil
 }
 
-// writeIfDifferent writes a file atomically unless it already holds data.
-func writeIfDifferent(path string, data []byte, perm os.FileMode) (bool, error) {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+// removeRootFile removes a file inside the root (absent is fine) and
+// reports whether it was there.
+func removeRootFile(root, path string) (bool, error) {
+	if err := setupStep("remove " + path); err != nil {
+		return false, err
+	}
+	err := os.Remove(filepath.Join(root, path))
+	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	return true, seal.WriteFileAtomic(path, data, perm)
+	if err != nil {
+		return false, fmt.Errorf("setup: %w", err)
+	}
+	return true, nil
+}
+
+// saveRootFile returns what puts a file inside the root back as it is
+// now: its content and mode, or its absence (and then its directory's, if
+// writing it creates that).
+func saveRootFile(root, path string) (func() error, error) {
+	full := filepath.Join(root, path)
+	fi, err := os.Lstat(full)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		_, dirErr := os.Stat(filepath.Dir(full))
+		return func() error {
+			if _, err := removeRootFile(root, path); err != nil {
+				return err
+			}
+			if errors.Is(dirErr, fs.ErrNotExist) {
+				os.Remove(filepath.Dir(full)) // created by the write; only if empty
+			}
+			return nil
+		}, nil
+	case err != nil:
+		return nil, fmt.Errorf("setup: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("setup: %s is not a regular file", full)
+	}
+	b, err := os.ReadFile(full)
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	return func() error {
+		_, err := writeRootFile(root, path, b, fi.Mode().Perm())
+		return err
+	}, nil
 }
 
 const (
@@ -183,6 +407,9 @@ const (
 
 // dpkgDivert runs dpkg-divert on the root.
 func dpkgDivert(g globalOpts, args ...string) error {
+	if err := setupStep("dpkg-divert " + strings.Join(args, " ")); err != nil {
+		return err
+	}
 	full := []string{"--admindir", g.Admindir}
 	if g.Root != "/" {
 		full = append(full, "--instdir", g.Root)
@@ -194,13 +421,46 @@ func dpkgDivert(g globalOpts, args ...string) error {
 	return nil
 }
 
-func diverted(g globalOpts) (bool, error) {
-	cmd := exec.Command("dpkg-divert", "--admindir", g.Admindir, "--listpackage", dpkgPath)
-	out, err := cmd.Output()
-	if err != nil {
-		return false, fmt.Errorf("dpkg-divert --listpackage: %w", err)
+// divertInfo is what the divert mode's pieces look like now.
+type divertInfo struct {
+	diverted      bool   // the diversions database diverts /usr/bin/dpkg to dpkg.distrib, locally
+	other         string // a diversion of /usr/bin/dpkg that is not debseal's (package and target)
+	script        []byte // /usr/bin/dpkg's content (nil: unreadable or absent)
+	scriptInPlace bool   // /usr/bin/dpkg is not the real dpkg (a debseal wrapper)
+	distrib       bool   // /usr/bin/dpkg.distrib exists
+}
+
+// divertState reads the diversions database (not dpkg-divert: this works
+// without it) and the two files.
+func divertState(g globalOpts) (divertInfo, error) {
+	var d divertInfo
+	f, err := os.Open(filepath.Join(g.Admindir, "diversions"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return d, fmt.Errorf("setup: %w", err)
+	default:
+		defer f.Close()
+		divs, err := dpkgdb.ParseDiversions(f, f.Name())
+		if err != nil {
+			return d, fmt.Errorf("setup: %w", err)
+		}
+		if dv, ok := divs.ByFrom(dpkgPath); ok {
+			if dv.Package == "" && dv.To == distribPath {
+				d.diverted = true
+			} else {
+				d.other = fmt.Sprintf("to %s by %q", dv.To, dv.Package)
+			}
+		}
 	}
-	return strings.TrimSpace(string(out)) == "LOCAL", nil
+	if b, err := os.ReadFile(filepath.Join(g.Root, dpkgPath)); err == nil {
+		d.script = b
+		d.scriptInPlace = !isRealDpkg(b)
+	}
+	if _, err := os.Lstat(filepath.Join(g.Root, distribPath)); err == nil {
+		d.distrib = true
+	}
+	return d, nil
 }
 
 // setupDivert makes /usr/bin/dpkg debseal's wrapper script: a local
@@ -210,42 +470,82 @@ func diverted(g globalOpts) (bool, error) {
 // script runs the real dpkg by itself for queries and maintainer scripts'
 // calls, and when debseal is gone (aptconf/lib/dpkg), so dpkg keeps
 // working even if debseal's own package is removed, and the many dpkg
-// calls of a transaction do not each start debseal.
-func setupDivert(ctx context.Context, g globalOpts, binary string) (bool, error) {
+// calls of a transaction do not each start debseal. Each step pushes its
+// undo; the caller relocks dpkg's package.
+func setupDivert(ctx context.Context, g globalOpts, binary string, undo *undoStack) (bool, error) {
 	dpkgFile := filepath.Join(g.Root, dpkgPath)
 	distrib := filepath.Join(g.Root, distribPath)
 	script := aptconf.DivertScript(distribPath, binary)
-	isDiverted, err := diverted(g)
+	d, err := divertState(g)
 	if err != nil {
 		return false, err
 	}
-	cur, curErr := os.ReadFile(dpkgFile)
-	_, distribErr := os.Stat(distrib)
-	if curErr == nil && isDiverted && bytes.Equal(cur, script) && distribErr == nil {
+	if d.other != "" {
+		return false, fmt.Errorf("divert: %s is already diverted %s: not touching it", dpkgPath, d.other)
+	}
+	if d.diverted && d.distrib && bytes.Equal(d.script, script) {
 		return false, nil // already set up, with this script
 	}
-	if errors.Is(distribErr, fs.ErrNotExist) && curErr == nil && !isRealDpkg(cur) {
+	if !d.distrib && d.script != nil && d.scriptInPlace {
 		return false, fmt.Errorf("divert: %s is missing and %s is not dpkg (a debseal wrapper from an earlier setup?): reinstall the dpkg package first", distribPath, dpkgPath)
 	}
 	// The real dpkg's file is locked when sealed: free it for the link,
-	// the rename over it, and relock its package at the end.
+	// the rename over it (and their undoing); the caller relocks it.
+	if err := setupStep("unlock " + dpkgPath); err != nil {
+		return false, err
+	}
 	if err := setFlag(g.Root, dpkgPath, false); err != nil {
 		return false, err
 	}
-	if !isDiverted {
+	if !d.diverted {
 		if err := dpkgDivert(g, "--local", "--no-rename", "--divert", distribPath, "--add", dpkgPath); err != nil {
 			return false, err
 		}
+		undo.push("the diversion of "+dpkgPath, func() error {
+			return dpkgDivert(g, "--local", "--no-rename", "--remove", dpkgPath)
+		})
 	}
-	if errors.Is(distribErr, fs.ErrNotExist) {
-		if err := os.Link(dpkgFile, distrib); err != nil {
-			return false, fmt.Errorf("keeping the real dpkg as %s: %w", distribPath, err)
+	if !d.distrib {
+		if err := setupStep("link " + distribPath); err != nil {
+			return false, err
 		}
+		if err := os.Link(dpkgFile, distrib); err != nil {
+			return false, fmt.Errorf("divert: keeping the real dpkg as %s: %w", distribPath, err)
+		}
+		undo.push("the link "+distribPath, func() error { return os.Remove(distrib) })
 	}
-	if err := seal.WriteFileAtomic(dpkgFile, script, 0o755); err != nil {
+	if _, err := writeRootFile(g.Root, dpkgPath, script, 0o755); err != nil {
 		return false, err
 	}
-	return true, relockPackage(ctx, g, "dpkg")
+	old := d.script
+	undo.push("the script at "+dpkgPath, func() error {
+		if old != nil && d.scriptInPlace {
+			_, err := writeRootFile(g.Root, dpkgPath, old, 0o755) // an older debseal's script
+			return err
+		}
+		return restoreRealDpkg(g.Root)
+	})
+	return true, nil
+}
+
+// restoreRealDpkg puts the real dpkg (dpkg.distrib) back at /usr/bin/dpkg
+// in one rename, keeping dpkg.distrib: a second hard link renamed over
+// /usr/bin/dpkg, so dpkg is never missing.
+func restoreRealDpkg(root string) error {
+	distrib := filepath.Join(root, distribPath)
+	tmp := filepath.Join(root, dpkgPath+".debseal-tmp")
+	os.Remove(tmp)
+	if err := setFlag(root, distribPath, false); err != nil {
+		return err
+	}
+	if err := os.Link(distrib, tmp); err != nil {
+		return fmt.Errorf("divert: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(root, dpkgPath)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("divert: putting the real dpkg back: %w", err)
+	}
+	return nil
 }
 
 // isRealDpkg tells dpkg's binary from what the divert mode puts in its
@@ -256,30 +556,66 @@ func isRealDpkg(b []byte) bool {
 }
 
 // teardownDivert puts the real dpkg back in one rename and removes the
-// diversion.
-func teardownDivert(ctx context.Context, g globalOpts) error {
+// diversion, pushing the undo of each step; the caller relocks dpkg's
+// package.
+func teardownDivert(ctx context.Context, g globalOpts, undo *undoStack) error {
+	d, err := divertState(g)
+	if err != nil {
+		return err
+	}
+	dpkgFile := filepath.Join(g.Root, dpkgPath)
 	distrib := filepath.Join(g.Root, distribPath)
-	if _, err := os.Stat(distrib); err == nil {
+	if d.scriptInPlace && !d.distrib {
+		return fmt.Errorf("divert: %s is a debseal wrapper and %s is missing: reinstall the dpkg package first", dpkgPath, distribPath)
+	}
+	if d.distrib && d.scriptInPlace {
+		if err := setupStep("put the real dpkg back"); err != nil {
+			return err
+		}
 		if err := setFlag(g.Root, distribPath, false); err != nil {
 			return err
 		}
 		if err := setFlag(g.Root, dpkgPath, false); err != nil {
 			return err
 		}
-		if err := os.Rename(distrib, filepath.Join(g.Root, dpkgPath)); err != nil {
-			return fmt.Errorf("putting the real dpkg back: %w", err)
+		if err := os.Rename(distrib, dpkgFile); err != nil {
+			return fmt.Errorf("divert: putting the real dpkg back: %w", err)
+		}
+		script := d.script
+		undo.push("putting the real dpkg back", func() error {
+			if err := os.Link(dpkgFile, distrib); err != nil {
+				return fmt.Errorf("divert: %w", err)
+			}
+			_, err := writeRootFile(g.Root, dpkgPath, script, 0o755)
+			return err
+		})
+	} else if d.distrib {
+		// The real dpkg is at both names (a setup that stopped before
+		// writing the script): the extra link goes.
+		a, errA := os.Lstat(distrib)
+		b, errB := os.Lstat(dpkgFile)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			if err := setupStep("remove " + distribPath); err != nil {
+				return err
+			}
+			if err := setFlag(g.Root, distribPath, false); err != nil {
+				return err
+			}
+			if err := os.Remove(distrib); err != nil {
+				return fmt.Errorf("divert: %w", err)
+			}
+			undo.push("removing "+distribPath, func() error { return os.Link(dpkgFile, distrib) })
 		}
 	}
-	isDiverted, err := diverted(g)
-	if err != nil {
-		return err
-	}
-	if isDiverted {
+	if d.diverted {
 		if err := dpkgDivert(g, "--local", "--no-rename", "--remove", dpkgPath); err != nil {
 			return err
 		}
+		undo.push("removing the diversion of "+dpkgPath, func() error {
+			return dpkgDivert(g, "--local", "--no-rename", "--divert", distribPath, "--add", dpkgPath)
+		})
 	}
-	return relockPackage(ctx, g, "dpkg")
+	return nil
 }
 
 // setFlag turns the immutable flag of one path on or off (absent is fine).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
@@ -55,11 +56,21 @@ type pkgStatus struct {
 
 type statusReport struct {
 	Sealed       sealedJSON    `json:"sealed"`
-	Mode         string        `json:"mode"` // the integration debseal setup installed, "" for none
+	Mode         string        `json:"mode"`      // the integration debseal setup installed, "" for none
+	Installed    []string      `json:"installed"` // the modes whose pieces are actually there (hook files, wrapper script, diversion)
 	Packages     []*pkgStatus  `json:"packages"`
 	Total        pkgStatus     `json:"total"`
 	Pending      []string      `json:"pending"`      // sealed, still to be locked: not configured yet, or the last relock failed
 	Transactions []transaction `json:"transactions"` // unlocked now, by a running or interrupted dpkg/apt run
+	// ForeignLinks are package files whose inode has a hard link no
+	// package path accounts for (maybe outside the root): never locked.
+	ForeignLinks []foreignLink `json:"foreign_links"`
+}
+
+type foreignLink struct {
+	Path    string `json:"path"`
+	Package string `json:"package"`
+	Detail  string `json:"detail"`
 }
 
 type transaction struct {
@@ -143,7 +154,11 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 			rep.Total.Unlocked++
 		}
 	}
+	rep.ForeignLinks = []foreignLink{}
 	for _, s := range plan.Skips {
+		if s.Reason == seal.SkipForeignLink {
+			rep.ForeignLinks = append(rep.ForeignLinks, foreignLink{Path: s.Real, Package: s.Pkg, Detail: s.Detail})
+		}
 		if ps := byID[s.Pkg]; ps != nil {
 			ps.Skipped[s.Reason.String()]++
 			rep.Total.Skipped[s.Reason.String()]++
@@ -152,6 +167,12 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 	rep.Sealed = sealedOf(sys.state)
 	if rep.Mode, err = installedMode(g.Root); err != nil {
 		return err
+	}
+	if rep.Installed, err = detectModes(g); err != nil {
+		problems = append(problems, err)
+	}
+	if rep.Installed == nil {
+		rep.Installed = []string{}
 	}
 	if rep.Pending, err = seal.Pending(g.Root); err != nil {
 		return err
@@ -243,10 +264,22 @@ func printStatus(w io.Writer, rep statusReport) {
 	default:
 		fmt.Fprintln(w, "sealed: nothing (debseal lock --all to seal the system)")
 	}
-	if rep.Mode == "" {
+	switch {
+	case rep.Mode == "" && len(rep.Installed) == 0:
 		fmt.Fprintln(w, "integration: none (debseal setup, or dpkg fails on locked files)")
-	} else {
+	case len(rep.Installed) == 1 && rep.Installed[0] == rep.Mode:
 		fmt.Fprintf(w, "integration: %s\n", rep.Mode)
+	default:
+		// A failed or interrupted setup, or files removed by hand.
+		mode := rep.Mode
+		if mode == "" {
+			mode = "none"
+		}
+		inst := strings.Join(rep.Installed, ", ")
+		if inst == "" {
+			inst = "nothing"
+		}
+		fmt.Fprintf(w, "integration: the mode file says %s, but %s is installed (debseal setup --mode MODE, or debseal teardown, makes it whole)\n", mode, inst)
 	}
 	if len(rep.Pending) > 0 {
 		fmt.Fprintf(w, "still to be locked (not configured yet, or the last relock failed; every debseal run retries): %v\n", rep.Pending)
@@ -257,6 +290,12 @@ func printStatus(w io.Writer, rep statusReport) {
 			state = "running"
 		}
 		fmt.Fprintf(w, "transaction of %s (pid %d) since %s: %d files unlocked, %s\n", tr.Via, tr.Pid, tr.Since, tr.Unlocked, state)
+	}
+	if len(rep.ForeignLinks) > 0 {
+		fmt.Fprintf(w, "foreign-link: %d files have a hard link no package owns (maybe outside the root); never locked:\n", len(rep.ForeignLinks))
+		for _, f := range rep.ForeignLinks {
+			fmt.Fprintf(w, "foreign-link %s [%s]: %s\n", f.Path, f.Package, f.Detail)
+		}
 	}
 	for _, p := range rep.Packages {
 		if p.Error != "" {

@@ -107,6 +107,7 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	if err != nil {
 		return nil, err
 	}
+	subset := pkgs != nil
 	if pkgs == nil {
 		for _, p := range a.DB.Packages {
 			if p.HasFiles() {
@@ -252,6 +253,9 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if subset {
+		a.countOtherLinks(ctx, pkgs, sh)
+	}
 	for _, f := range sh.locks.findings() {
 		sum.ByKind[f.Kind]++
 		emit(f)
@@ -388,6 +392,8 @@ type worker struct {
 	// the directory of the last job, kept open for the next
 	dirPath string
 	dir     *fsattr.Dir
+	dirID   fsattr.Ident // dir's own inode, once asked (dentry)
+	dirIDOK bool
 	dirErr  error
 	big     chan *dirJob   // where big files go (nil: hash them inline)
 	lane    md5simd.Hasher // this worker's MD5 lane, once it needs one
@@ -413,6 +419,7 @@ func (w *worker) run(ctx context.Context, j *dirJob) {
 		w.close()
 		w.dirPath = j.dir
 		w.dir, w.dirErr = w.a.FS.OpenDir(j.dir)
+		w.dirIDOK = false
 	}
 	d, derr := w.dir, w.dirErr
 	for _, i := range j.files {
@@ -456,3 +463,54 @@ func (w *worker) shouldSplit(info fsattr.Info) bool {
 func asErrno(err error, e *syscall.Errno) bool { return errors.As(err, e) }
 
 func hexs(b []byte) string { return hex.EncodeToString(b) }
+
+// countOtherLinks adds, for the inodes that look foreign-linked after
+// auditing some packages only, the paths of the other packages that reach
+// them (a hard link between two packages' paths is not foreign). Only
+// those rare inodes cost the extra pass.
+func (a *Auditor) countOtherLinks(ctx context.Context, pkgs []*dpkgdb.Package, sh *shared) {
+	suspect := sh.locks.suspects()
+	if len(suspect) == 0 {
+		return
+	}
+	audited := map[*dpkgdb.Package]bool{}
+	for _, p := range pkgs {
+		audited[p] = true
+	}
+	byDir := map[string][]string{}
+	for _, p := range a.DB.Packages {
+		if audited[p] || !p.HasFiles() {
+			continue
+		}
+		files, err := a.DB.Files(p)
+		if err != nil {
+			continue // its links stay foreign: reported, never locked
+		}
+		for _, f := range files {
+			r := sh.div.Resolve(f, p.Name)
+			byDir[path.Dir(r)] = append(byDir[path.Dir(r)], path.Base(r))
+		}
+	}
+	for dir, names := range byDir {
+		if ctx.Err() != nil {
+			return
+		}
+		d, err := a.FS.OpenDir(dir)
+		if err != nil {
+			continue
+		}
+		id, _ := d.Ident()
+		for _, n := range names {
+			info, err := d.Lstat(n)
+			if err != nil || !suspect[info.Ident] {
+				continue
+			}
+			de := dentry{dir: id, name: n}
+			if id.IsZero() {
+				de = dentry{dirPath: dir, name: n}
+			}
+			sh.locks.addDentry(info.Ident, de)
+		}
+		d.Close()
+	}
+}

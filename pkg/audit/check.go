@@ -403,6 +403,7 @@ func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, name string, i
 	locked, _ := w.a.Policy.PathLocked(f.real)
 	kindOK := info.IsRegular() || info.IsDir() && w.a.Policy.LockDirectories
 	e := lockEnt{
+		nlink:       info.Nlink,
 		expect:      pj.sealed && !conffile && locked && kindOK,
 		protect:     conffile || !locked,
 		imm:         imm,
@@ -410,12 +411,62 @@ func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, name string, i
 		unsupported: unsupported,
 		pkg:         pj.p.ID(), listed: f.listed, real: f.real, conffile: conffile,
 	}
+	if info.Nlink > 1 && info.IsRegular() {
+		// Only an inode with several links can have one no package
+		// path accounts for (see ForeignLink).
+		e.d0 = w.dentry(f.real)
+	}
 	w.sh.locks.add(info.Ident, e)
+}
+
+// dentry names one directory entry: the directory's inode and a name, so
+// that a merged-/usr alias and its target count once.
+type dentry struct {
+	dir     fsattr.Ident
+	dirPath string // when the directory's inode is unknown
+	name    string
+}
+
+func (w *worker) dentry(real string) dentry {
+	if w.dir != nil {
+		if !w.dirIDOK {
+			w.dirID, _ = w.dir.Ident()
+			w.dirIDOK = true
+		}
+		if !w.dirID.IsZero() {
+			return dentry{dir: w.dirID, name: path.Base(real)}
+		}
+	}
+	return dentry{dirPath: path.Dir(real), name: path.Base(real)}
 }
 
 type lockEnt struct {
 	expect, protect, imm, app, unsupported, conffile bool
 	pkg, listed, real                                string
+	nlink                                            uint32
+	d0                                               dentry          // the first package dentry (nlink > 1 only)
+	more                                             map[dentry]bool // further distinct ones
+}
+
+// links is how many distinct package dentries reach the inode.
+func (e *lockEnt) links() int {
+	if e.d0 == (dentry{}) {
+		return 1
+	}
+	return 1 + len(e.more)
+}
+
+func (e *lockEnt) addDentry(d dentry) {
+	switch {
+	case d == (dentry{}) || d == e.d0:
+	case e.d0 == (dentry{}):
+		e.d0 = d
+	default:
+		if e.more == nil {
+			e.more = map[dentry]bool{}
+		}
+		e.more[d] = true
+	}
 }
 
 // lockTable gathers, per inode, whether any owner expects it locked and
@@ -436,12 +487,33 @@ func (t *lockTable) add(id fsattr.Ident, e lockEnt) {
 		t.m[id] = &e
 		return
 	}
+	cur.addDentry(e.d0)
 	if e.expect && !cur.expect {
 		// Report under an owner that expects the lock.
 		cur.pkg, cur.listed, cur.real, cur.conffile = e.pkg, e.listed, e.real, e.conffile
 	}
 	cur.expect = cur.expect || e.expect
 	cur.protect = cur.protect || e.protect
+}
+
+// suspects are the inodes expected locked with more links than package
+// dentries seen so far.
+func (t *lockTable) suspects() map[fsattr.Ident]bool {
+	out := map[fsattr.Ident]bool{}
+	for id, e := range t.m {
+		if e.expect && !e.protect && int(e.nlink) > e.links() {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+func (t *lockTable) addDentry(id fsattr.Ident, d dentry) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.m[id]; e != nil {
+		e.addDentry(d)
+	}
 }
 
 func (t *lockTable) findings() []Finding {
@@ -452,6 +524,19 @@ func (t *lockTable) findings() []Finding {
 			continue
 		}
 		want := e.expect && !e.protect
+		if want && int(e.nlink) > e.links() {
+			// Never locked (pkg/seal's planner): the extra link may be a
+			// file outside the root.
+			f := base
+			f.Kind, f.Expected = ForeignLink, fmt.Sprintf("%d links reached by package paths", e.links())
+			f.Actual = fmt.Sprintf("%d links (a hard link no package owns, maybe outside the root)", e.nlink)
+			if e.imm {
+				f.Actual += ", immutable"
+			}
+			out = append(out, f)
+			want = false
+			e.imm = false // reported here, not again as unexpected-immutable
+		}
 		if e.app {
 			f := base
 			f.Kind, f.Expected, f.Actual, f.Source = AppendOnly, "no append-only flag", "append-only", "debseal never sets it"

@@ -37,12 +37,13 @@ const (
 	BadMD5Sums                      // a malformed line in dpkg's md5sums file
 	BadManifest                     // a manifest that does not parse or fails its checksum
 	NoManifest                      // a sealed package has no manifest for its installed version
+	ForeignLink                     // a sealed file's inode has a hard link no package path accounts for (never locked)
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest"}
+	"no-manifest", "foreign-link"}
 
 func (k Kind) String() string {
 	if k < NumKinds {

@@ -88,6 +88,17 @@ func (r *Root) OpenDir(dir string) (*Dir, error) {
 // Close releases the directory.
 func (d *Dir) Close() error { return unix.Close(d.fd) }
 
+// Ident identifies the directory itself (fstat of its descriptor): two
+// paths whose directories have one Ident name one directory entry, as a
+// merged-/usr alias and its target do.
+func (d *Dir) Ident() (Ident, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return Ident{}, &os.PathError{Op: "fstat", Path: d.root.display(d.Path), Err: err}
+	}
+	return Ident{Dev: st.Dev, Ino: st.Ino}, nil
+}
+
 func (d *Dir) display(name string) string {
 	return d.root.display(filepath.Join(d.Path, name))
 }

@@ -21,6 +21,9 @@ func (r *Root) OpenDir(rel string) (*Dir, error) { return nil, ErrNotSupported }
 // Close does nothing.
 func (r *Root) Close() error { return nil }
 
+// Ident always fails with ErrNotSupported.
+func (d *Dir) Ident() (Ident, error) { return Ident{}, ErrNotSupported }
+
 // Lstat always fails with ErrNotSupported.
 func (d *Dir) Lstat(name string) (Info, error) { return Info{}, ErrNotSupported }
 

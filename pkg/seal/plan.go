@@ -30,10 +30,11 @@ const (
 	SkipMissing                   // listed but absent (dpkg path-exclude, or removed by hand)
 	SkipUnsupported               // the filesystem has no inode flags
 	SkipMismatch                  // --verify: the content differs from the package's md5sums
+	SkipForeignLink               // the inode has more links than package paths reach it (see Plan)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"conffile", "excluded", "symlink", "directory", "special", "missing", "unsupported", "mismatch"}
+var reasonNames = [numReasons]string{"conffile", "excluded", "symlink", "directory", "special", "missing", "unsupported", "mismatch", "foreign-link"}
 
 func (r Reason) String() string { return reasonNames[r] }
 
@@ -109,6 +110,11 @@ type Planner struct {
 	// its state, and every non-conffile path whatever the path policy says
 	// now (a file locked under an older policy must still come undone).
 	ForUnlock bool
+	// Conffiles, with ForUnlock, makes conffiles targets too (debseal
+	// unlock only ever makes files more mutable: a conffile locked by an
+	// older debseal, or while a corrupt status had lost its Conffiles
+	// entry, must still come undone). Never used to lock.
+	Conffiles bool
 }
 
 // workers is the parallelism for filesystem calls. The work is mostly in
@@ -171,6 +177,8 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 			}
 			o := Owner{Pkg: p.ID(), Path: f, Real: div.Resolve(f, p.Name)}
 			switch {
+			case (conff[o.Path] || conff[o.Real]) && pl.ForUnlock && pl.Conffiles:
+				cands = append(cands, candidate{owner: o, target: true})
 			case conff[o.Path] || conff[o.Real]:
 				plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipConffile})
 			default:
@@ -189,6 +197,9 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 	// conffiles are the ones to look at, which keeps the work for one
 	// package proportional to that package.
 	for _, p := range pkgs {
+		if pl.ForUnlock && pl.Conffiles {
+			break // unlocking conffiles too: nothing to protect
+		}
 		for _, c := range p.Conffiles {
 			cands = append(cands, candidate{owner: Owner{Pkg: p.ID(), Path: c.Path, Real: div.Resolve(c.Path, p.Name)}, protect: SkipConffile})
 		}
@@ -221,7 +232,7 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 		}
 		statIdx[i] = j
 	}
-	infos, errs := pl.statAll(ctx, reals)
+	infos, dirIDs, errs := pl.statAllDirs(ctx, reals)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -238,6 +249,9 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 		}
 	}
 	byIdent := map[fsattr.Ident]*Target{}
+	// The directory entries of planned package paths that reach each
+	// inode, to compare with its link count (see foreignLinks).
+	dentries := map[fsattr.Ident]map[dentry]bool{}
 	for i, c := range cands {
 		if !c.target {
 			continue
@@ -265,6 +279,12 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 				plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: why, Detail: "shares its inode with a " + why.String()})
 				continue
 			}
+			if info.Nlink > 1 { // one link cannot be a foreign one
+				if dentries[info.Ident] == nil {
+					dentries[info.Ident] = map[dentry]bool{}
+				}
+				dentries[info.Ident][dentryOf(reals[j], dirIDs[j])] = true
+			}
 			t := byIdent[info.Ident]
 			if t == nil {
 				t = &Target{Dir: path.Dir(o.Real), Name: path.Base(o.Real), Info: info}
@@ -273,6 +293,9 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 			}
 			t.Owners = append(t.Owners, o)
 		}
+	}
+	if err := pl.foreignLinks(ctx, plan, pkgs, div, dentries); err != nil {
+		return nil, err
 	}
 	sort.Slice(plan.Targets, func(i, j int) bool {
 		a, b := plan.Targets[i], plan.Targets[j]
@@ -300,11 +323,107 @@ var errNotDir = errors.New("a parent is not a directory")
 // errNotDirSys is what opening a directory through a non-directory gives.
 var errNotDirSys error = syscall.ENOTDIR
 
+// dentry is one directory entry: the directory's inode (its path when the
+// filesystem cannot say) and a name in it. A merged-/usr alias (/bin/ls and
+// /usr/bin/ls) is one dentry reached by two paths.
+type dentry struct {
+	dir     fsattr.Ident
+	dirPath string
+	name    string
+}
+
+func dentryOf(p string, dir fsattr.Ident) dentry {
+	if dir.IsZero() {
+		return dentry{dirPath: path.Dir(p), name: path.Base(p)}
+	}
+	return dentry{dir: dir, name: path.Base(p)}
+}
+
+// dirIdenter is a Dir that can identify itself (fsattr.Dir can).
+type dirIdenter interface {
+	Ident() (fsattr.Ident, error)
+}
+
+// foreignLinks takes out of the plan every target whose link count
+// exceeds the directory entries of package paths that reach it: the extra
+// link is a name no package owns, possibly outside the root (dpkg 1.21
+// extracts a hard link entry "../x" under --root; anyone inside can run
+// ln). Flagging it would change a file that is not the target system's,
+// so it is never flagged, in either direction, and is reported as a skip
+// with SkipForeignLink. When the plan covers only some packages, the
+// other packages' paths are counted too before calling a link foreign
+// (rare: only for inodes that look foreign, one extra pass).
+func (pl *Planner) foreignLinks(ctx context.Context, plan *Plan, pkgs []*dpkgdb.Package, div *dpkgdb.Diversions, dentries map[fsattr.Ident]map[dentry]bool) error {
+	suspect := map[fsattr.Ident]bool{}
+	for _, t := range plan.Targets {
+		if t.Info.IsRegular() && t.Info.Nlink > 1 && int(t.Info.Nlink) > len(dentries[t.Info.Ident]) {
+			suspect[t.Info.Ident] = true
+		}
+	}
+	if len(suspect) == 0 {
+		return nil
+	}
+	planned := map[*dpkgdb.Package]bool{}
+	for _, p := range pkgs {
+		planned[p] = true
+	}
+	var others []string
+	seen := map[string]bool{}
+	for _, p := range pl.DB.Packages {
+		if planned[p] || !p.HasFiles() {
+			continue
+		}
+		files, err := pl.DB.Files(p)
+		if err != nil {
+			continue // cannot count its paths: the link stays foreign (never flagged: the safe side)
+		}
+		for _, f := range files {
+			if r := div.Resolve(f, p.Name); !seen[r] {
+				seen[r] = true
+				others = append(others, r)
+			}
+		}
+	}
+	if len(others) > 0 {
+		infos, dirIDs, errs := pl.statAllDirs(ctx, others)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for i, info := range infos {
+			if errs[i] == nil && suspect[info.Ident] {
+				dentries[info.Ident][dentryOf(others[i], dirIDs[i])] = true
+			}
+		}
+	}
+	kept := plan.Targets[:0]
+	for _, t := range plan.Targets {
+		n := len(dentries[t.Info.Ident])
+		if !suspect[t.Info.Ident] || int(t.Info.Nlink) <= n {
+			kept = append(kept, t)
+			continue
+		}
+		detail := fmt.Sprintf("%d links, %d reached by package paths: a hard link no package owns, maybe outside the root", t.Info.Nlink, n)
+		for _, o := range t.Owners {
+			plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipForeignLink, Detail: detail})
+		}
+	}
+	plan.Targets = kept
+	return nil
+}
+
 // statAll lstats every path, grouped by directory so each directory is
 // opened once, in parallel.
 func (pl *Planner) statAll(ctx context.Context, paths []string) ([]fsattr.Info, []error) {
-	infos := make([]fsattr.Info, len(paths))
-	errs := make([]error, len(paths))
+	infos, _, errs := pl.statAllDirs(ctx, paths)
+	return infos, errs
+}
+
+// statAllDirs is statAll that also returns the paths' directories' inodes
+// (zero when the filesystem cannot say).
+func (pl *Planner) statAllDirs(ctx context.Context, paths []string) (infos []fsattr.Info, dirIDs []fsattr.Ident, errs []error) {
+	infos = make([]fsattr.Info, len(paths))
+	dirIDs = make([]fsattr.Ident, len(paths))
+	errs = make([]error, len(paths))
 	groups := map[string][]int{}
 	var dirs []string
 	for i, p := range paths {
@@ -315,15 +434,20 @@ func (pl *Planner) statAll(ctx context.Context, paths []string) ([]fsattr.Info, 
 		groups[d] = append(groups[d], i)
 	}
 	forEachDir(ctx, pl.FS, dirs, pl.workers(), func(dir string, d Dir, derr error) {
+		var id fsattr.Ident
+		if di, ok := d.(dirIdenter); ok && derr == nil {
+			id, _ = di.Ident() // zero on error: the path keys the dentry
+		}
 		for _, i := range groups[dir] {
 			if derr != nil {
 				errs[i] = derr
 				continue
 			}
+			dirIDs[i] = id
 			infos[i], errs[i] = d.Lstat(path.Base(paths[i]))
 		}
 	})
-	return infos, errs
+	return infos, dirIDs, errs
 }
 
 // forEachDir opens each directory once and calls fn with it, from a pool

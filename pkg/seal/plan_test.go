@@ -363,3 +363,98 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Errorf("unlock --all left %+v", s)
 	}
 }
+
+// A hard link no package path accounts for (dpkg 1.21 extracting "../x"
+// under --root, or an ln inside the root) may be a file outside the root:
+// its inode is never a target, whichever packages are planned.
+func TestPlanForeignLinks(t *testing.T) {
+	pkgs := []fakePkg{
+		{name: "a", files: []string{"/usr/bin/a", "/usr/bin/a2", "/usr/bin/lone", "/bin/m", "/usr/bin/m"}},
+		{name: "b", files: []string{"/usr/bin/b"}},
+		{name: "c", files: []string{"/usr/lib/c-link-of-b"}}, // another package names b's second link
+	}
+	setup := func(f *fakeFS) {
+		f.file("/usr/bin/a", "a")
+		f.link("/usr/bin/a2", "/usr/bin/a")
+		f.nodes["/usr/bin/a"].info.Nlink = 2        // both links listed: a target
+		f.file("/usr/bin/lone", "x").info.Nlink = 2 // one link nobody lists
+		f.file("/usr/bin/m", "m")                   // merged /usr: two paths, one dentry, nlink 1
+		f.dirLinks["/bin"] = "/usr/bin"
+		f.file("/usr/bin/b", "b").info.Nlink = 2
+		f.link("/usr/lib/c-link-of-b", "/usr/bin/b")
+	}
+	tests := []struct {
+		name    string
+		pkgs    []string
+		targets []string
+		foreign []string
+		detail  string
+	}{
+		{name: "all", targets: []string{"/bin/m", "/usr/bin/a", "/usr/bin/b"}, foreign: []string{"/usr/bin/lone"}},
+		{name: "one package", pkgs: []string{"a"}, targets: []string{"/bin/m", "/usr/bin/a"}, foreign: []string{"/usr/bin/lone"}},
+		{name: "the other link is another package's", pkgs: []string{"b"}, targets: []string{"/usr/bin/b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, pkgs, "", setup, nil)
+			p := w.plan(t, tc.pkgs...)
+			var got []string
+			for _, tg := range p.Targets {
+				got = append(got, tg.Path())
+			}
+			if !reflect.DeepEqual(got, tc.targets) {
+				t.Errorf("targets = %q, want %q", got, tc.targets)
+			}
+			var foreign []string
+			for _, s := range p.Skips {
+				if s.Reason == SkipForeignLink {
+					foreign = append(foreign, s.Real)
+					if !strings.Contains(s.Detail, "2 links, 1 reached by package paths") {
+						t.Errorf("detail = %q", s.Detail)
+					}
+				}
+			}
+			if !reflect.DeepEqual(foreign, tc.foreign) {
+				t.Errorf("foreign-link skips = %q, want %q", foreign, tc.foreign)
+			}
+			sum := Apply(context.Background(), w.fs, p.Targets, true, 0, nil)
+			if len(sum.Errors) > 0 {
+				t.Fatal(sum.Errors)
+			}
+			if fl := w.fs.nodes["/usr/bin/lone"].flags; fl != 0 {
+				t.Errorf("the foreign-linked inode got flags %#x", fl)
+			}
+		})
+	}
+}
+
+// unlock --all with Conffiles plans conffiles too (it only makes files
+// more mutable); a lock never does.
+func TestPlanUnlockConffiles(t *testing.T) {
+	pkgs := []fakePkg{{name: "a", conffiles: []string{"/etc/a.conf 0f343b0931126a20f133d67c2b018a3b"}, files: []string{"/etc/a.conf", "/usr/bin/a"}}}
+	setup := func(f *fakeFS) {
+		f.file("/etc/a.conf", "conf")
+		f.file("/usr/bin/a", "a")
+	}
+	for _, tc := range []struct {
+		name                 string
+		forUnlock, conffiles bool
+		want                 []string
+	}{
+		{"lock", false, true, []string{"/usr/bin/a"}},
+		{"unlock", true, false, []string{"/usr/bin/a"}},
+		{"unlock with conffiles", true, true, []string{"/etc/a.conf", "/usr/bin/a"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, pkgs, "", setup, nil)
+			w.pl.ForUnlock, w.pl.Conffiles = tc.forUnlock, tc.conffiles
+			var got []string
+			for _, tg := range w.plan(t).Targets {
+				got = append(got, tg.Path())
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("targets = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
