@@ -205,6 +205,16 @@ func TestWrapperScriptFallsBack(t *testing.T) {
 			t.Errorf("dpkg %q: %v, %q; want %q", tt.args, err, got, want)
 		}
 	}
+	// DEBSEAL_ROOT left in an admin's shell never reaches debseal from
+	// here: "debseal dpkg" would send the run to that root.
+	if err := os.WriteFile(filepath.Join(dir, "sbin", "debseal"), []byte("#!/bin/sh\necho \"root=${DEBSEAL_ROOT-unset}\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p, "-i", "x.deb")
+	cmd.Env = append(os.Environ(), "DEBSEAL_ROOT=/srv/chroot")
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "root=unset" {
+		t.Errorf("with DEBSEAL_ROOT set: %v, %q; want debseal started without it", err, out)
+	}
 	// Calls from maintainer scripts, and DEBSEAL_DISABLE=1, never start
 	// debseal.
 	for _, env := range []string{"DPKG_MAINTSCRIPT_NAME=postinst", "DEBSEAL_DISABLE=1"} {

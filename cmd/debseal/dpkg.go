@@ -166,7 +166,9 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	if rep.Begin != nil {
 		j = rep.Begin.Journal
 	}
-	end, err := se.Finish(ctx, j)
+	// The relock runs to its end even after a signal: dpkg has exited,
+	// and stopping half-way would only leave files unlocked.
+	end, err := se.Finish(context.WithoutCancel(ctx), j)
 	log.session(end, what)
 	if err != nil {
 		log.Errorf("%s: %v (run debseal recover)", what, err)

@@ -155,10 +155,12 @@ func hookFailed(err error) error {
 }
 
 // aptOwner is the apt process a hook runs for: the holder of the frontend
-// lock (apt holds it for the whole transaction), else the nearest
-// non-shell ancestor.
+// lock when it is an ancestor (apt holds it for the whole transaction),
+// else the nearest non-shell ancestor.
 func aptOwner(admindir string) (seal.Process, error) {
-	if pid, err := seal.FrontendLockHolder(admindir); err == nil && pid > 0 {
+	// Only an ancestor: with apt's Debug::NoLocking the holder may be some
+	// other apt, whose journal this transaction must not join.
+	if pid, err := seal.FrontendLockHolder(admindir); err == nil && pid > 0 && ancestors()(pid) {
 		if p, err := dpkghook.ReadProc("/proc", pid); err == nil {
 			return processOf(p, "apt-hook"), nil
 		}

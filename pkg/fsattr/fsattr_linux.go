@@ -18,8 +18,9 @@ import (
 // Root confines path resolution to a directory, like dpkg --root.
 type Root struct {
 	fd   int
-	Path string // absolute
-	host bool   // Path is "/": plain resolution is the same thing
+	Path string // absolute, as given (for messages)
+	real string // the root's own path with every symlink resolved
+	host bool   // the root is "/": plain resolution is the same thing
 }
 
 // OpenRoot opens the directory under which every path is resolved.
@@ -32,7 +33,14 @@ func OpenRoot(path string) (*Root, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: abs, Err: err}
 	}
-	return &Root{fd: fd, Path: abs, host: abs == "/"}, nil
+	// The kernel's name for the root, so that a root reached through a
+	// symlink (/chroot -> /srv/chroot) still tells its directories apart
+	// from paths outside it.
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		real = abs
+	}
+	return &Root{fd: fd, Path: abs, real: real, host: real == "/"}, nil
 }
 
 // Close releases the root.
@@ -420,7 +428,7 @@ func (d *Dir) Real() (string, error) {
 	if d.root.host {
 		return host, nil
 	}
-	rel, ok := strings.CutPrefix(host, d.root.Path)
+	rel, ok := strings.CutPrefix(host, d.root.real)
 	if !ok || (rel != "" && rel[0] != '/') {
 		return "", &os.PathError{Op: "resolve", Path: d.display("."), Err: fmt.Errorf("resolved to %s, outside the root", host)}
 	}

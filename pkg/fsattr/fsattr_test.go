@@ -265,3 +265,43 @@ func TestInvalidNames(t *testing.T) {
 		}
 	}
 }
+
+// Real names a directory inside the root with its symlinks resolved, also
+// when the root itself is reached through a symlink (dpkg --root /chroot
+// where /chroot -> /srv/chroot): merged-/usr aliases depend on it.
+func TestDirReal(t *testing.T) {
+	base := t.TempDir()
+	realRoot := filepath.Join(base, "real")
+	for _, d := range []string{"usr/bin", "usr/lib"} {
+		if err := os.MkdirAll(filepath.Join(realRoot, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, to := range map[string]string{"bin": "usr/bin", "lib": "/usr/lib"} {
+		if err := os.Symlink(to, filepath.Join(realRoot, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(base, "link")
+	if err := os.Symlink(realRoot, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{realRoot, link} {
+		r, err := OpenRoot(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for dir, want := range map[string]string{"/bin": "/usr/bin", "/lib": "/usr/lib", "/usr/bin": "/usr/bin", "/": "/"} {
+			d, err := r.OpenDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.Real()
+			d.Close()
+			if err != nil || got != want {
+				t.Errorf("root %s: Real(%s) = %q, %v; want %q", root, dir, got, err, want)
+			}
+		}
+		r.Close()
+	}
+}

@@ -75,11 +75,20 @@ func lockHolder(p string) (int, error) {
 	if lk.Type == unix.F_UNLCK {
 		return 0, nil
 	}
+	if lk.Pid <= 0 {
+		// Held by a process this pid namespace cannot see (a dpkg on
+		// the host while debseal runs in a container sharing the tree),
+		// or by an open file description: held all the same.
+		return -1, nil
+	}
 	return int(lk.Pid), nil
 }
 
-// HoldDpkgLock takes dpkg's database lock (as dpkg does, with fcntl) so no
-// dpkg can start while debseal recovers. It fails at once if a dpkg runs.
+// HoldDpkgLock takes dpkg's database lock so no dpkg can start while
+// debseal recovers. It fails at once if a dpkg runs. The lock is an open
+// file description lock: it conflicts with the fcntl lock dpkg takes, but
+// unlike one it survives this process closing another descriptor of the
+// same file (every lock check opens and closes one).
 func HoldDpkgLock(admindir string) (release func(), err error) {
 	p := filepath.Join(admindir, "lock")
 	f, err := openDpkgLock(p, unix.O_RDWR|unix.O_CREAT)
@@ -87,7 +96,7 @@ func HoldDpkgLock(admindir string) (release func(), err error) {
 		return nil, err
 	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 0}
-	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("seal: dpkg is running (its lock %s is held): %w", p, err)
 	}

@@ -336,9 +336,9 @@ func walkFollow(p string, fn func(string), depth int) error {
 	return nil
 }
 
-// pathTargets stats paths (inside the root) and returns those that are
-// locked regular files or directories: files a script names or an archive
-// will replace, whoever owns them.
+// pathTargets stats paths (inside the root) and returns the regular files
+// and directories among them, locked or not: files a script names or an
+// archive will replace, whoever owns them.
 func (s *System) pathTargets(ctx context.Context, paths []string) ([]*Target, error) {
 	if len(paths) == 0 {
 		return nil, nil
@@ -359,9 +359,6 @@ func (s *System) pathTargets(ctx context.Context, paths []string) ([]*Target, er
 		}
 		info := infos[i]
 		if !info.IsRegular() && !info.IsDir() {
-			continue
-		}
-		if set, known := info.Immutable(); known && !set {
 			continue
 		}
 		out = append(out, &Target{Dir: path.Dir(p), Name: path.Base(p), Info: info, Owners: []Owner{{Path: p, Real: p}}})

@@ -112,11 +112,17 @@ func (se *Session) recoverStale(ctx context.Context, rep *SessionReport) bool {
 // (it would fail on files locked under it). "" when nothing else runs.
 func (s *System) Busy() string {
 	for _, l := range []struct{ file, who string }{{"lock", "dpkg"}, {"lock-frontend", "a package manager"}} {
+		if l.file == "lock" && s.holdsDpkgLock {
+			continue // ours: nobody else can hold it
+		}
 		pid, err := lockHolder(filepath.Join(s.Admindir, l.file))
 		if err != nil {
 			return fmt.Sprintf("cannot tell whether %s runs: %v", l.who, err)
 		}
-		if pid != 0 && (s.Ours == nil || !s.Ours(pid)) {
+		switch {
+		case pid < 0:
+			return fmt.Sprintf("%s runs (a process this system cannot see holds %s)", l.who, filepath.Join(s.Admindir, l.file))
+		case pid != 0 && (s.Ours == nil || !s.Ours(pid)):
 			return fmt.Sprintf("%s runs (pid %d holds %s)", l.who, pid, filepath.Join(s.Admindir, l.file))
 		}
 	}
@@ -148,13 +154,16 @@ func (s *System) Recover(ctx context.Context, force bool) ([]RecoverReport, []er
 			continue
 		}
 		// Keep an unhooked dpkg from starting meanwhile. When the lock
-		// cannot be had, Busy said its holder is ours (the dpkg whose
-		// post-invoke hook this is): nobody else can start either.
+		// cannot be had, Busy said its holder is ours (the apt whose hook
+		// this is): nobody else can start either.
 		release, err := HoldDpkgLock(s.Admindir)
-		if err != nil {
+		if err == nil {
+			s.holdsDpkgLock = true
+		} else {
 			release = func() {}
 		}
 		end, err := s.End(ctx, j)
+		s.holdsDpkgLock = false
 		release()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("recovering %s: %w", j.Path(), err))
@@ -199,6 +208,25 @@ func (s *System) liveHolds(self *Journal) holds {
 		}
 	}
 	return h
+}
+
+// liveEntries returns what the journals of live owners (other than a
+// journal this process is writing) record as unlocked, by inode.
+func (s *System) liveEntries() map[[2]uint64]Entry {
+	out := map[[2]uint64]Entry{}
+	if s.Alive == nil {
+		return out
+	}
+	js, _ := Journals(s.Root)
+	for _, j := range js {
+		if !s.Alive(j.Owner) {
+			continue
+		}
+		for _, e := range j.Unlocked {
+			out[[2]uint64{e.Dev, e.Ino}] = e
+		}
+	}
+	return out
 }
 
 // filter drops the targets another live transaction unlocked, and keeps

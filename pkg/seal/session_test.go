@@ -299,7 +299,9 @@ func TestHelperHoldLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Println("held")
-	time.Sleep(time.Minute)
+	if os.Getenv("SEAL_HOLD_ONCE") == "" {
+		time.Sleep(time.Minute)
+	}
 }
 
 // A postrm's "dpkg-divert --remove --rename X" (no --divert: the common
@@ -325,4 +327,114 @@ func TestBeginUnlocksDivertTo(t *testing.T) {
 	if locked(w, "/usr/bin/tool.distrib") {
 		t.Errorf("the divert-to file stays locked; dpkg-divert --rename cannot move it back (unlocked %d)", rep.Unlocked)
 	}
+}
+
+// A signal in the middle of End's relock must not lose the journal: the
+// files it did not reach are still unlocked, and only the journal lets
+// recovery find them.
+func TestEndInterruptedKeepsJournal(t *testing.T) {
+	w := newWorld(t, []fakePkg{{name: "p", files: []string{"/usr", "/usr/bin", "/usr/bin/a", "/usr/sbin", "/usr/sbin/b"}}}, "",
+		func(f *fakeFS) {
+			f.file("/usr/bin/a", "a").flags = 0x10
+			f.file("/usr/sbin/b", "b").flags = 0x10
+		}, nil)
+	s := w.sealedSystem(t)
+	s.Workers = 1
+	rep, err := s.Begin(context.Background(), Request{Remove: []string{"p"}}, Process{Pid: 9, Via: "dpkg-hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.fs.onSet = func(string) { cancel() } // the first relock is the last
+	if _, err := s.End(ctx, rep.Journal); err == nil {
+		t.Error("End interrupted half-way reported success")
+	}
+	if locked(w, "/usr/bin/a") && locked(w, "/usr/sbin/b") {
+		t.Fatal("both files relocked: the interruption did not happen")
+	}
+	js, _ := Journals(s.Root)
+	if len(js) != 1 {
+		t.Fatalf("journals after an interrupted End: %d, want the one that names what is still unlocked", len(js))
+	}
+	w.fs.onSet = nil
+	reps, errs := s.Recover(context.Background(), false)
+	if len(errs) != 0 || len(reps) != 1 || reps[0].End == nil {
+		t.Fatalf("Recover = %+v, %v", reps, errs)
+	}
+	if !locked(w, "/usr/bin/a") || !locked(w, "/usr/sbin/b") {
+		t.Error("recovery did not relock what the interrupted End left")
+	}
+}
+
+// Recover holds dpkg's lock while it relocks; checking who holds the lock
+// (which opens and closes the lock file) must not drop that hold.
+func TestRecoverKeepsDpkgLockHeld(t *testing.T) {
+	admindir := t.TempDir()
+	release, err := HoldDpkgLock(admindir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	s := &System{Admindir: admindir, holdsDpkgLock: true}
+	if why := s.Busy(); why != "" {
+		t.Fatalf("Busy with our own hold: %q", why)
+	}
+	if _, err := DpkgLockHolder(admindir); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLock$")
+	cmd.Env = append(os.Environ(), "SEAL_HOLD_LOCK="+filepath.Join(admindir, "lock"), "SEAL_HOLD_ONCE=1")
+	out, _ := cmd.CombinedOutput()
+	if strings.Contains(string(out), "held") {
+		t.Errorf("another process took dpkg's lock while Recover held it:\n%s", out)
+	}
+}
+
+// A file that another live run already unlocked, named by this run's
+// script, goes on this run's record: the other run's End then leaves its
+// package unlocked for this run instead of relocking it under this run's
+// dpkg.
+func TestBeginRecordsFilesOtherRunsUnlocked(t *testing.T) {
+	w := newWorld(t, []fakePkg{
+		{name: "coreutils", files: []string{"/usr", "/usr/bin", "/usr/bin/rm"}},
+		{name: "b", files: []string{"/usr", "/usr/bin", "/usr/bin/b"}},
+	}, "", func(f *fakeFS) {
+		f.file("/usr/bin/rm", "rm").flags = 0x10
+		f.file("/usr/bin/b", "b").flags = 0x10
+	}, nil)
+	s := w.sealedSystem(t)
+	a, b := Process{Pid: 1, StartTime: 1, Via: "dpkg-hook"}, Process{Pid: 2, StartTime: 2, Via: "dpkg-hook"}
+	s.Alive = func(p Process) bool { return p == a || p == b }
+	s.ReadDeb = func(p string) (*DebInfo, error) {
+		return &DebInfo{Path: p, Package: "b", Version: "2", Arch: "all",
+			Scripts: map[string][]byte{"postinst": []byte("#!/bin/sh\nrm -f /usr/bin/rm.old\n/usr/bin/rm -f /tmp/x\n")}}, nil
+	}
+	ctx := context.Background()
+	ra, err := s.Begin(ctx, Request{Configure: []string{"coreutils"}}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := s.Begin(ctx, Request{Debs: []string{"/d/b_2_all.deb"}}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesContains(rb.Journal.Packages, "coreutils") {
+		t.Errorf("B's journal packages %v lack coreutils, whose file B's script names and A unlocked", rb.Journal.Packages)
+	}
+	end, err := s.End(ctx, ra.Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locked(w, "/usr/bin/rm") {
+		t.Errorf("A's End relocked /usr/bin/rm under B's run (held %v)", end.Held)
+	}
+}
+
+func slicesContains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
 }

@@ -37,6 +37,8 @@ type System struct {
 	// serves, the apt above it): a dpkg lock it holds does not make the
 	// system busy. nil: no process is ours.
 	Ours func(pid int) bool
+	// holdsDpkgLock: Recover holds dpkg's lock (Busy does not ask).
+	holdsDpkgLock bool
 	// Fresh says the database and state were read after the dpkg run the
 	// next End follows (a post-invoke hook is a new process): that End
 	// does not read them again. End clears it.
@@ -201,14 +203,32 @@ func (s *System) namedTargets(ctx context.Context, paths []string, planned []*Ta
 	for _, t := range planned {
 		have[[2]uint64{t.Info.Dev, t.Info.Ino}] = true
 	}
+	// A named file that is unlocked already matters only when another
+	// live transaction unlocked it: this run may need it too, so its
+	// owners go on this run's record, and the other run's End leaves them
+	// to this one (without this, that End could relock the file just as
+	// this run's dpkg gets the lock). Its owners come from that journal.
+	others := s.liveEntries()
+	var out []*Target
 	kept := cands[:0]
 	for _, t := range cands {
-		if !have[[2]uint64{t.Info.Dev, t.Info.Ino}] {
+		k := [2]uint64{t.Info.Dev, t.Info.Ino}
+		switch set, known := t.Info.Immutable(); {
+		case have[k]:
+		case known && !set:
+			if e, ok := others[k]; ok {
+				t.Owners = nil
+				for _, id := range e.Pkgs {
+					t.Owners = append(t.Owners, Owner{Pkg: id, Path: e.Path, Real: t.Path()})
+				}
+				out = append(out, t)
+			}
+		default:
 			kept = append(kept, t)
 		}
 	}
 	if len(kept) == 0 {
-		return nil, 0, nil
+		return out, 0, nil
 	}
 	// Locked files of other packages: record who owns them, because the
 	// run may move them (dpkg-divert --rename) and their owners must be
@@ -217,7 +237,6 @@ func (s *System) namedTargets(ctx context.Context, paths []string, planned []*Ta
 	if err := s.setOwners(kept); err != nil {
 		return nil, 0, err
 	}
-	var out []*Target
 	ignored := 0
 	for _, t := range kept {
 		if s.sealedOwner(t) {
@@ -454,6 +473,12 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	rep.Locked, rep.Already = sum.Changed, sum.Already
 	rep.Unsupported = sum.UnsupportedCount()
 	rep.Errors = append(rep.Errors, sum.Errors...)
+	if err := ctx.Err(); err != nil {
+		// Interrupted half-way (a signal, a shutdown): what was not
+		// reached is still unlocked. Keep the journal, the pending list
+		// and the sync stamp as they were, so that recovery finishes it.
+		return rep, fmt.Errorf("seal: relocking interrupted, the journal stays for debseal recover: %w", err)
+	}
 	// A package that could not be relocked stays pending: the journal goes
 	// below, and without this nothing would ever retry it (the sync stamp
 	// moves past its list too). Every later End, and debseal recover,
