@@ -142,7 +142,9 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 			// The new state may be in place nonetheless (the rename
 			// succeeded, the fsync after it failed): put the old one
 			// back, so that it does not claim files nothing locked.
-			if rerr := prev.Save(g.Root); rerr != nil {
+			cur, lerr := seal.LoadState(g.Root)
+			changed := lerr != nil || cur.All != prev.All || !maps.Equal(cur.Except, prev.Except) || !maps.Equal(cur.Pkgs, prev.Pkgs)
+			if rerr := prev.Save(g.Root); changed && rerr != nil {
 				err = fmt.Errorf("%w; restoring the previous state failed too (it may name packages that are not locked: run debseal lock again once the disk works): %w", err, rerr)
 			}
 			return fmt.Errorf("nothing locked: the sealed state cannot be saved: %w", err)
