@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -11,10 +12,11 @@ import (
 	"github.com/debseal/debseal/pkg/confined"
 )
 
-// DEBSEAL_FAULT_IO=ERRNO:N makes the N-th change this process makes to
-// debseal's own files (a write, fsync, rename, mkdir, remove... see
-// confined.Fault) fail with ERRNO (ENOSPC, EIO or EROFS), and says so on
-// stderr. The fault tests reach the hooks dpkg runs with it, and check
+// DEBSEAL_FAULT_IO=ERRNO:N[:WORD] makes the N-th change this process
+// makes to debseal's own files (a write, fsync, rename, mkdir, remove...
+// see confined.Fault) fail with ERRNO (ENOSPC, EIO or EROFS), and says so
+// on stderr; with WORD, only in a process whose arguments include it
+// (dpkg-pre, dpkg-post). The fault tests reach the hooks dpkg runs with it, and check
 // that every failure leaves a consistent state that recover and the next
 // dpkg run repair. Like DEBSEAL_FAULT, anyone who can set dpkg's
 // environment can already do far worse, so this opens nothing.
@@ -24,6 +26,10 @@ func init() {
 		return
 	}
 	name, nth, _ := strings.Cut(spec, ":")
+	nth, word, _ := strings.Cut(nth, ":")
+	if word != "" && !slices.Contains(os.Args, word) {
+		return
+	}
 	errno, ok := map[string]syscall.Errno{"ENOSPC": syscall.ENOSPC, "EIO": syscall.EIO, "EROFS": syscall.EROFS}[name]
 	n, err := strconv.ParseInt(nth, 10, 64)
 	if !ok || err != nil || n < 1 {

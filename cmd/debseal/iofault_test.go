@@ -159,40 +159,42 @@ func TestFaultsDuringLock(t *testing.T) {
 	}
 }
 
-// TestFaultsDuringHookCycle fails the n-th change each hook process
-// (dpkg's pre- and post-invoke) makes to debseal's own files, for every n
-// until neither makes that many: the run leaves a consistent state, and
-// recover and the next run repair everything.
+// TestFaultsDuringHookCycle fails the n-th change one hook process
+// (dpkg's pre-invoke, or its post-invoke) makes to debseal's own files, for
+// every n until the hook makes no more: the run leaves a consistent state,
+// and recover and the next run repair everything.
 func TestFaultsDuringHookCycle(t *testing.T) {
 	bin := testutil.Binary(t)
 	for _, fe := range faultErrnos {
-		t.Run(fe.name, func(t *testing.T) {
-			s := testutil.NewSandbox(t)
-			s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"), testutil.Deb(t, "dstest-multi_1.0_amd64"))
-			if _, errOut, code := debseal(t, "--root", s.Root, "lock", "--all"); code != 0 {
-				t.Fatalf("lock --all: %s", errOut)
-			}
-			versions := []string{"2.0", "1.0"}
-			for n := 1; ; n++ {
-				if n == maxFaultIndex {
-					t.Fatal("the fault loop does not end")
+		for _, hook := range []string{"dpkg-pre", "dpkg-post"} {
+			t.Run(fe.name+"/"+hook, func(t *testing.T) {
+				s := testutil.NewSandbox(t)
+				s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"), testutil.Deb(t, "dstest-multi_1.0_amd64"))
+				if _, errOut, code := debseal(t, "--root", s.Root, "lock", "--all"); code != 0 {
+					t.Fatalf("lock --all: %s", errOut)
 				}
-				deb := testutil.Deb(t, "dstest-base_"+versions[n%2]+"_all")
-				out, code := hookedDpkg(s, bin)(t, []string{fmt.Sprintf("DEBSEAL_FAULT_IO=%s:%d", fe.name, n)}, "-i", deb)
-				what := fmt.Sprintf("%s at change %d of each hook", fe.name, n)
-				fired := strings.Contains(out, "debseal: fault injected")
-				t.Logf("%s: dpkg exit %d\n%s", what, code, out)
-				checkConsistent(t, s, what)
-				repairs(t, s, bin, what, "-i", deb)
-				if !fired {
-					if code != 0 {
-						t.Fatalf("hooked dpkg without a fault: exit %d\n%s", code, out)
+				versions := []string{"2.0", "1.0"}
+				for n := 1; ; n++ {
+					if n == maxFaultIndex {
+						t.Fatal("the fault loop does not end")
 					}
-					t.Logf("a hook makes at most %d changes to debseal's own files", n-1)
-					break
+					deb := testutil.Deb(t, "dstest-base_"+versions[n%2]+"_all")
+					out, code := hookedDpkg(s, bin)(t, []string{fmt.Sprintf("DEBSEAL_FAULT_IO=%s:%d:%s", fe.name, n, hook)}, "-i", deb)
+					what := fmt.Sprintf("%s at change %d of %s", fe.name, n, hook)
+					fired := strings.Contains(out, "debseal: fault injected")
+					t.Logf("%s: dpkg exit %d\n%s", what, code, out)
+					checkConsistent(t, s, what)
+					repairs(t, s, bin, what, "-i", deb)
+					if !fired {
+						if code != 0 {
+							t.Fatalf("hooked dpkg without a fault: exit %d\n%s", code, out)
+						}
+						t.Logf("%s makes %d changes to debseal's own files", hook, n-1)
+						break
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
