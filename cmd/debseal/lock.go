@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
@@ -137,8 +138,17 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		// see it). A failure to save (a full disk) leaves nothing locked.
 		// Packages dpkg has not configured yet are locked by the first
 		// relock that finds them configured.
+		prev := &seal.State{All: sys.state.All, Except: maps.Clone(sys.state.Except), Pkgs: maps.Clone(sys.state.Pkgs)}
 		sys.state.Lock(names(pkgs), o.All)
 		if err := sys.state.Save(g.Root); err != nil {
+			// The new state may be in place nonetheless (the rename
+			// succeeded, the fsync after it failed): put the old one
+			// back, so that it does not claim files nothing locked.
+			cur, lerr := seal.LoadState(g.Root)
+			changed := lerr != nil || cur.All != prev.All || !maps.Equal(cur.Except, prev.Except) || !maps.Equal(cur.Pkgs, prev.Pkgs)
+			if rerr := prev.Save(g.Root); changed && rerr != nil {
+				err = fmt.Errorf("%w; restoring the previous state failed too (it may name packages that are not locked: run debseal lock again once the disk works): %w", err, rerr)
+			}
 			return fmt.Errorf("nothing locked: the sealed state cannot be saved: %w", err)
 		}
 		var pending []string

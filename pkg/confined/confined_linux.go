@@ -1,0 +1,603 @@
+//go:build linux
+
+package confined
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/debseal/debseal/pkg/fsattr"
+	"golang.org/x/sys/unix"
+)
+
+// Root is a directory under which debseal's own files live.
+type Root struct {
+	fs *fsattr.Root
+}
+
+// Open opens the root directory (usually "/" or the --root).
+func Open(root string) (*Root, error) {
+	fr, err := fsattr.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("confined: %w", err)
+	}
+	return &Root{fs: fr}, nil
+}
+
+// Close releases the root.
+func (r *Root) Close() error { return r.fs.Close() }
+
+// Path is the root's absolute path on the host.
+func (r *Root) Path() string { return r.fs.Path }
+
+// Join returns the host path of name (a path within the root), for
+// messages.
+func (r *Root) Join(name string) string { return filepath.Join(r.fs.Path, name) }
+
+// clean turns name (absolute within the root, or relative to it) into a
+// relative path without "." or "..": a path that climbs is refused rather
+// than interpreted.
+func (r *Root) clean(op, name string) (string, error) {
+	var parts []string
+	for _, c := range strings.Split(name, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			return "", &os.PathError{Op: op, Path: r.Join(name), Err: unix.EINVAL}
+		default:
+			parts = append(parts, c)
+		}
+	}
+	return strings.Join(parts, "/"), nil
+}
+
+// splitOwn splits a directory into the system part (resolved inside the
+// root, symlinks allowed) and the components of debseal's own part (no
+// symlinks).
+func splitOwn(dir string) (sys string, own []string) {
+	if dir == Own || strings.HasPrefix(dir, Own+"/") {
+		return path.Dir(Own), strings.Split(strings.TrimPrefix(dir, path.Dir(Own)+"/"), "/")
+	}
+	return dir, nil
+}
+
+// openat2 retries on EAGAIN (a concurrent rename: the kernel asks to
+// retry) and EINTR.
+func openat2(dirfd int, p string, how *unix.OpenHow) (int, error) {
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(dirfd, p, how)
+		if (err != unix.EAGAIN && err != unix.EINTR) || try == 8 {
+			return fd, err
+		}
+	}
+}
+
+// openOwnComponent opens the directory c in dirfd, refusing a symlink.
+func openOwnComponent(dirfd int, c string) (int, error) {
+	fd, err := openat2(dirfd, c, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err == unix.ENOSYS {
+		fd, err = unix.Openat(dirfd, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	return fd, err
+}
+
+// classify turns the failure to open name in d as a directory (ELOOP,
+// ENOTDIR) into an error that says what stands there.
+func (r *Root) classify(op string, d *fsattr.Dir, name string, err error) error {
+	host := r.Join(path.Join(d.Path, name))
+	if err == unix.ELOOP || err == unix.ENOTDIR {
+		if info, lerr := d.Lstat(name); lerr == nil {
+			if info.IsSymlink() {
+				target, _ := d.Readlink(name)
+				return &SymlinkError{Path: host, Target: target}
+			}
+			if !info.IsDir() {
+				return &os.PathError{Op: op, Path: host, Err: unix.ENOTDIR}
+			}
+		}
+	}
+	return &os.PathError{Op: op, Path: host, Err: err}
+}
+
+// dir resolves a directory (relative, cleaned) and returns it open; with
+// create, missing directories are made with perm.
+func (r *Root) dir(op, dir string, create bool, perm fs.FileMode) (*fsattr.Dir, error) {
+	sys, own := splitOwn(dir)
+	var d *fsattr.Dir
+	var err error
+	if create {
+		d, err = r.mkdirSys(sys, 0o755)
+	} else {
+		d, err = r.fs.OpenDir("/" + sys)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range own {
+		fd, err := openOwnComponent(d.Fd(), c)
+		if err == unix.ENOENT && create {
+			if err := r.mkdirat(d, c, perm); err != nil {
+				d.Close()
+				return nil, err
+			}
+			fd, err = openOwnComponent(d.Fd(), c)
+		}
+		if err != nil {
+			err = r.classify(op, d, c, err)
+			d.Close()
+			return nil, err
+		}
+		nd := r.fs.NewDir(fd, path.Join(d.Path, c))
+		d.Close()
+		d = nd
+	}
+	return d, nil
+}
+
+func (r *Root) mkdirat(d *fsattr.Dir, name string, perm fs.FileMode) error {
+	host := r.Join(path.Join(d.Path, name))
+	if err := fault("mkdir", host); err != nil {
+		return err
+	}
+	if err := unix.Mkdirat(d.Fd(), name, uint32(perm.Perm())); err != nil && err != unix.EEXIST {
+		return &os.PathError{Op: "mkdir", Path: host, Err: err}
+	}
+	return nil
+}
+
+// mkdirSys opens a system directory, making what is missing of it (each
+// component resolved inside the root, so a symlink among them stays in).
+func (r *Root) mkdirSys(sys string, perm fs.FileMode) (*fsattr.Dir, error) {
+	d, err := r.fs.OpenDir("/" + sys)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || sys == "" || sys == "." {
+		return d, err
+	}
+	parent, err := r.mkdirSys(path.Dir(sys), perm)
+	if err != nil {
+		return nil, err
+	}
+	err = r.mkdirat(parent, path.Base(sys), perm)
+	parent.Close()
+	if err != nil {
+		return nil, err
+	}
+	return r.fs.OpenDir("/" + sys)
+}
+
+// parent resolves the directory of name and returns it with the base name.
+func (r *Root) parent(op, name string, create bool) (*fsattr.Dir, string, string, error) {
+	rel, err := r.clean(op, name)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if rel == "" {
+		return nil, "", "", &os.PathError{Op: op, Path: r.Path(), Err: unix.EISDIR}
+	}
+	dir, base := path.Split(rel)
+	d, err := r.dir(op, strings.TrimSuffix(dir, "/"), create, 0o755)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return d, base, r.Join(rel), nil
+}
+
+// procFD is /proc/self/fd, opened once, or -1 without /proc: a file
+// checked through an O_PATH descriptor is reopened through it, which names
+// that very inode, not the path.
+var procFD = sync.OnceValue(func() int {
+	fd, err := unix.Open("/proc/self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+})
+
+// checkRegular refuses anything but a regular file, naming a symlink.
+func checkRegular(d *fsattr.Dir, base, host string, st *unix.Stat_t) error {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFLNK:
+		target, _ := d.Readlink(base)
+		return &SymlinkError{Path: host, Target: target}
+	}
+	return &os.PathError{Op: "open", Path: host, Err: ErrNotRegular}
+}
+
+// openFile opens base in d with flags (O_RDONLY, O_WRONLY|O_APPEND,
+// O_RDWR), only if it is a regular file; with create it makes a missing
+// one with perm.
+func openFile(d *fsattr.Dir, base, host string, flags int, create bool, perm fs.FileMode) (*os.File, error) {
+	const always = unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	for try := 0; ; try++ {
+		pfd, err := unix.Openat(d.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT && create {
+			if err := fault("create", host); err != nil {
+				return nil, err
+			}
+			fd, err := unix.Openat(d.Fd(), base, flags|always|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, uint32(perm.Perm()))
+			if err == unix.EEXIST && try < 3 {
+				continue // made meanwhile: check what it is
+			}
+			if err != nil {
+				return nil, &os.PathError{Op: "open", Path: host, Err: err}
+			}
+			return os.NewFile(uintptr(fd), host), nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: host, Err: err}
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(pfd, &st)
+		if err == nil {
+			err = checkRegular(d, base, host, &st)
+		} else {
+			err = &os.PathError{Op: "fstat", Path: host, Err: err}
+		}
+		if err != nil {
+			unix.Close(pfd)
+			return nil, err
+		}
+		fd, err := -1, error(unix.ENOENT)
+		if pd := procFD(); pd >= 0 {
+			fd, err = unix.Openat(pd, strconv.Itoa(pfd), flags|always, 0)
+		}
+		unix.Close(pfd)
+		if err == unix.ENOENT {
+			// No /proc: open the name again and check it is the same
+			// regular file.
+			fd, err = unix.Openat(d.Fd(), base, flags|always|unix.O_NOFOLLOW, 0)
+			if err == nil {
+				var st2 unix.Stat_t
+				if ferr := unix.Fstat(fd, &st2); ferr != nil || st2.Dev != st.Dev || st2.Ino != st.Ino {
+					unix.Close(fd)
+					return nil, &os.PathError{Op: "open", Path: host, Err: fsattr.ErrChanged}
+				}
+			}
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: host, Err: err}
+		}
+		return os.NewFile(uintptr(fd), host), nil
+	}
+}
+
+// OpenDir opens an existing directory for pkg/fsattr's operations (the
+// manifests' flags).
+func (r *Root) OpenDir(dir string) (*fsattr.Dir, error) {
+	rel, err := r.clean("open", dir)
+	if err != nil {
+		return nil, err
+	}
+	return r.dir("open", rel, false, 0)
+}
+
+// MkdirAll makes dir and whatever is missing above it; the directories it
+// makes under Own get perm, the others 0755. Existing ones are left as
+// they are.
+func (r *Root) MkdirAll(dir string, perm fs.FileMode) error {
+	rel, err := r.clean("mkdir", dir)
+	if err != nil {
+		return err
+	}
+	d, err := r.dir("mkdir", rel, true, perm)
+	if err != nil {
+		return err
+	}
+	return d.Close()
+}
+
+// Open opens a regular file for reading.
+func (r *Root) Open(name string) (*os.File, error) {
+	d, base, host, err := r.parent("open", name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return openFile(d, base, host, unix.O_RDONLY, false, 0)
+}
+
+// ReadFile reads a regular file. A missing file (or directory above it) is
+// an error matching fs.ErrNotExist.
+func (r *Root) ReadFile(name string) ([]byte, error) {
+	f, err := r.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// WriteFileAtomic replaces name with data (mode perm) durably: a temporary
+// file in the same directory, fsync, rename, fsync of the directory. After
+// a failure or a crash at any point, name is the old file or the new one.
+// Missing directories above it are made (0755). A symlink, FIFO, device or
+// directory at name is an error, left in place.
+func (r *Root) WriteFileAtomic(name string, data []byte, perm fs.FileMode) error {
+	return r.replace(name, data, perm, true)
+}
+
+// ReplaceFile replaces name with data atomically but not durably (no
+// fsync): after a crash it may be the old file, the new one or empty
+// (journals that record nothing unlocked).
+func (r *Root) ReplaceFile(name string, data []byte, perm fs.FileMode) error {
+	return r.replace(name, data, perm, false)
+}
+
+var tmpSeq atomic.Uint64
+
+func (r *Root) replace(name string, data []byte, perm fs.FileMode, durable bool) error {
+	d, base, host, err := r.parent("write", name, true)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	switch err := unix.Fstatat(d.Fd(), base, &st, unix.AT_SYMLINK_NOFOLLOW); err {
+	case nil:
+		if err := checkRegular(d, base, host, &st); err != nil {
+			return err
+		}
+	case unix.ENOENT:
+	default:
+		return &os.PathError{Op: "lstat", Path: host, Err: err}
+	}
+	tmp := fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), tmpSeq.Add(1))
+	tmpHost := filepath.Join(filepath.Dir(host), tmp)
+	if err := fault("create", tmpHost); err != nil {
+		return err
+	}
+	fd, err := unix.Openat(d.Fd(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return &os.PathError{Op: "create", Path: tmpHost, Err: err}
+	}
+	ok := false
+	defer func() {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		if !ok {
+			unix.Unlinkat(d.Fd(), tmp, 0)
+		}
+	}()
+	if err := fault("chmod", tmpHost); err != nil {
+		return err
+	}
+	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil { // past the umask
+		return &os.PathError{Op: "chmod", Path: tmpHost, Err: err}
+	}
+	if err := writeAll(fd, data, tmpHost); err != nil {
+		return err
+	}
+	if durable {
+		if err := fault("fsync", tmpHost); err != nil {
+			return err
+		}
+		if err := unix.Fsync(fd); err != nil {
+			return &os.PathError{Op: "fsync", Path: tmpHost, Err: err}
+		}
+	}
+	err = unix.Close(fd)
+	fd = -1
+	if err != nil {
+		return &os.PathError{Op: "close", Path: tmpHost, Err: err}
+	}
+	if err := fault("rename", host); err != nil {
+		return err
+	}
+	if err := unix.Renameat(d.Fd(), tmp, d.Fd(), base); err != nil {
+		return &os.PathError{Op: "rename", Path: host, Err: err}
+	}
+	ok = true
+	if durable {
+		return r.syncDir(d)
+	}
+	return nil
+}
+
+func writeAll(fd int, data []byte, host string) error {
+	if err := fault("write", host); err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		n, err := unix.Write(fd, data)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.PathError{Op: "write", Path: host, Err: err}
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// syncDir makes a rename or removal in d durable.
+func (r *Root) syncDir(d *fsattr.Dir) error {
+	host := r.Join(d.Path)
+	if err := fault("fsync", host); err != nil {
+		return err
+	}
+	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return &os.PathError{Op: "fsync", Path: host, Err: err}
+	}
+	return nil
+}
+
+// Append appends data to name (a log), making it with perm when missing.
+// The directory must exist: a log is only written where the system keeps
+// logs.
+func (r *Root) Append(name string, data []byte, perm fs.FileMode) error {
+	d, base, host, err := r.parent("open", name, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	f, err := openFile(d, base, host, unix.O_WRONLY|unix.O_APPEND, true, perm)
+	if err != nil {
+		return err
+	}
+	if err := fault("write", host); err != nil {
+		f.Close()
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	return errors.Join(werr, cerr)
+}
+
+// OpenLock opens (making it when missing, and the directories above it) a
+// lock file for reading and writing.
+func (r *Root) OpenLock(name string, perm fs.FileMode) (*os.File, error) {
+	d, base, host, err := r.parent("open", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return openFile(d, base, host, unix.O_RDWR, true, perm)
+}
+
+// Remove removes the file name (not a directory) and makes the removal
+// durable. A missing file is an error matching fs.ErrNotExist.
+func (r *Root) Remove(name string) error {
+	d, base, host, err := r.parent("remove", name, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := fault("remove", host); err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(d.Fd(), base, 0); err != nil {
+		return &os.PathError{Op: "remove", Path: host, Err: err}
+	}
+	return r.syncDir(d)
+}
+
+// ReadDir lists a directory, sorted by name. A name that vanished between
+// the listing and its lstat is left out.
+func (r *Root) ReadDir(dir string) ([]DirEntry, error) {
+	rel, err := r.clean("open", dir)
+	if err != nil {
+		return nil, err
+	}
+	d, err := r.dir("open", rel, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	host := r.Join(rel)
+	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), host)
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	out := make([]DirEntry, 0, len(names))
+	for _, n := range names {
+		info, err := d.Lstat(n)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, DirEntry{Name: n, Info: info})
+	}
+	return out, nil
+}
+
+// Lstat describes name without following it.
+func (r *Root) Lstat(name string) (fsattr.Info, error) {
+	d, base, _, err := r.parent("lstat", name, false)
+	if err != nil {
+		return fsattr.Info{}, err
+	}
+	defer d.Close()
+	return d.Lstat(base)
+}
+
+// Chtimes sets the access and modification times of the regular file name
+// (a stamp).
+func (r *Root) Chtimes(name string, atime, mtime time.Time) error {
+	d, base, host, err := r.parent("chtimes", name, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.Fd(), base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "lstat", Path: host, Err: err}
+	}
+	if err := checkRegular(d, base, host, &st); err != nil {
+		return err
+	}
+	if err := fault("chtimes", host); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(d.Fd(), base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "chtimes", Path: host, Err: err}
+	}
+	return nil
+}
+
+// Chmod sets the permission bits of name, a regular file or a directory
+// (never through a symlink).
+func (r *Root) Chmod(name string, perm fs.FileMode) error {
+	d, base, host, err := r.parent("chmod", name, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	pfd, err := unix.Openat(d.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "chmod", Path: host, Err: err}
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return &os.PathError{Op: "fstat", Path: host, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := checkRegular(d, base, host, &st); err != nil {
+			return err
+		}
+	}
+	if err := fault("chmod", host); err != nil {
+		return err
+	}
+	if pd := procFD(); pd >= 0 {
+		err = unix.Fchmodat(pd, strconv.Itoa(pfd), uint32(perm.Perm()), 0)
+	} else {
+		err = unix.Fchmodat(d.Fd(), base, uint32(perm.Perm()), 0)
+	}
+	if err != nil {
+		return &os.PathError{Op: "chmod", Path: host, Err: err}
+	}
+	return nil
+}
