@@ -240,3 +240,62 @@ func runBounded(t *testing.T, cmd *exec.Cmd, limit time.Duration) (string, int, 
 		return buf.String(), -1, true
 	}
 }
+
+// setup and teardown write hook files, the wrapper script, and in the
+// divert mode link and rename /usr/bin/dpkg: with the directories they
+// work in replaced by symlinks to a decoy outside the root, nothing
+// outside the root may change, whatever the command's outcome.
+func TestSetupHostileRoot(t *testing.T) {
+	testutil.RequireCommand(t, "dpkg-divert")
+	for _, tt := range []struct {
+		mode, link string
+	}{
+		{"dpkg-hooks", "/etc/dpkg/dpkg.cfg.d"},
+		{"dpkg-hooks", "/etc/dpkg"},
+		{"apt-hooks", "/etc/apt/apt.conf.d"},
+		{"wrapper", "/usr/lib/debseal"},
+		{"wrapper", "/usr/lib"},
+		{"divert", "/usr/bin"},
+	} {
+		for _, relative := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s %s relative=%v", tt.mode, tt.link, relative), func(t *testing.T) {
+				s := testutil.NewSandbox(t)
+				decoy := makeDecoy(t)
+				os.WriteFile(filepath.Join(decoy, "dpkg"), []byte("host dpkg\n"), 0o755)
+				for _, d := range []string{"/etc/dpkg", "/etc/apt/apt.conf.d", "/usr/lib", "/usr/sbin"} {
+					os.MkdirAll(s.Path(d), 0o755)
+				}
+				at := s.Path(tt.link)
+				os.RemoveAll(at)
+				if err := os.MkdirAll(filepath.Dir(at), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				target := decoy
+				if relative {
+					rel, err := filepath.Rel(filepath.Dir(at), decoy)
+					if err != nil {
+						t.Fatal(err)
+					}
+					target = rel
+				}
+				if err := os.Symlink(target, at); err != nil {
+					t.Fatal(err)
+				}
+				before := decoyState(t, decoy)
+				debseal(t, "--root", s.Root, "setup", "--mode", tt.mode)
+				debseal(t, "--root", s.Root, "teardown")
+				after := decoyState(t, decoy)
+				for p, v := range after {
+					if before[p] != v {
+						t.Errorf("decoy %s changed: %q -> %q", p, before[p], v)
+					}
+				}
+				for p := range before {
+					if _, ok := after[p]; !ok {
+						t.Errorf("decoy %s removed", p)
+					}
+				}
+			})
+		}
+	}
+}

@@ -14,10 +14,12 @@ import (
 	"strings"
 
 	"github.com/debseal/debseal/aptconf"
+	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -65,14 +67,12 @@ func teardownCommand() *cli.Command {
 	}
 }
 
-func modePath(root string) string { return filepath.Join(seal.StateDir(root), "mode") }
-
 // modeFile is the mode file's path inside the root.
 const modeFile = "/var/lib/debseal/mode"
 
 // installedMode reads which mode setup installed ("" for none).
 func installedMode(root string) (string, error) {
-	b, err := os.ReadFile(modePath(root))
+	b, err := readRootFile(root, modeFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
@@ -100,7 +100,7 @@ func detectModes(g globalOpts) ([]string, error) {
 			found = d.diverted || d.scriptInPlace
 		} else {
 			for _, p := range modePaths(mode) {
-				if _, err := os.Lstat(filepath.Join(g.Root, p)); err == nil {
+				if _, err := lstatRootFile(g.Root, p); err == nil {
 					found = true
 				} else if !errors.Is(err, fs.ErrNotExist) {
 					return nil, fmt.Errorf("setup: %w", err)
@@ -188,8 +188,7 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(g.Root, o.Binary)
-	if _, err := os.Stat(bin); err != nil {
+	if _, err := lstatRootFile(g.Root, o.Binary); err != nil {
 		fmt.Fprintf(out, "warning: %s is missing: the %s integration does nothing until debseal is there\n", o.Binary, o.Mode)
 	}
 	// The new mode first, completely; then the others go (the previous
@@ -286,7 +285,7 @@ func removeMode(ctx context.Context, g globalOpts, mode string, undo *undoStack)
 			undo.push("remove "+p, restore)
 		}
 	}
-	os.Remove(filepath.Join(g.Root, "/usr/lib/debseal")) // only if empty
+	removeRootDir(g.Root, "/usr/lib/debseal") // only if empty
 	return nil
 }
 
@@ -331,6 +330,31 @@ func runTeardown(ctx context.Context, g globalOpts, out io.Writer) error {
 	return nil
 }
 
+// Every file setup and teardown touch is inside the root, whose contents
+// are not trusted: each is reached through the root's descriptor
+// (pkg/confined), so a symlink planted at ROOT/etc/dpkg or ROOT/usr/bin
+// never leads a write, a link or a rename out of the root.
+
+// readRootFile reads a regular file inside the root.
+func readRootFile(root, path string) ([]byte, error) {
+	r, err := confined.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return r.ReadFile(path)
+}
+
+// lstatRootFile stats a path inside the root without following it.
+func lstatRootFile(root, path string) (fsattr.Info, error) {
+	r, err := confined.Open(root)
+	if err != nil {
+		return fsattr.Info{}, err
+	}
+	defer r.Close()
+	return r.Lstat(path)
+}
+
 // writeRootFile is the one way setup and teardown write a file: path is
 // inside the root. It writes atomically, and not at all when the file
 // already holds data (it reports whether it wrote).
@@ -338,13 +362,20 @@ func writeRootFile(root, path string, data []byte, perm os.FileMode) (bool, erro
 	if err := setupStep("write " + path); err != nil {
 		return false, err
 	}
-	full := filepath.Join(root, path)
-	if old, err := os.ReadFile(full); err == nil && bytes.Equal(old, data) {
-		if fi, err := os.Stat(full); err == nil && fi.Mode().Perm() == perm {
+	r, err := confined.Open(root)
+	if err != nil {
+		return false, fmt.Errorf("setup: %w", err)
+	}
+	defer r.Close()
+	if old, err := r.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		if fi, err := r.Lstat(path); err == nil && os.FileMode(fi.Mode).Perm() == perm {
 			return false, nil
 		}
 	}
-	if err := seal.WriteFileAtomic(full, data, perm); err != nil {
+	if err := r.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("setup: %w", err)
+	}
+	if err := r.WriteFileAtomic(path, data, perm); err != nil {
 		return false, fmt.Errorf("setup: %w", err)
 	}
 	return true, nil
@@ -356,7 +387,12 @@ func removeRootFile(root, path string) (bool, error) {
 	if err := setupStep("remove " + path); err != nil {
 		return false, err
 	}
-	err := os.Remove(filepath.Join(root, path))
+	r, err := confined.Open(root)
+	if err != nil {
+		return false, fmt.Errorf("setup: %w", err)
+	}
+	defer r.Close()
+	err = r.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -366,35 +402,87 @@ func removeRootFile(root, path string) (bool, error) {
 	return true, nil
 }
 
+// removeRootDir removes an empty directory inside the root; a directory
+// that is missing or not empty stays as it is.
+func removeRootDir(root, dir string) {
+	r, err := confined.Open(root)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	parent, err := r.OpenDir(filepath.Dir(dir))
+	if err != nil {
+		return
+	}
+	defer parent.Close()
+	unix.Unlinkat(parent.Fd(), filepath.Base(dir), unix.AT_REMOVEDIR)
+}
+
+// linkRootFile hard-links from to to, both inside the root (the same
+// directory or not), never following a symlink.
+func linkRootFile(root, from, to string) error {
+	return atRoot(root, from, to, func(fd1 int, n1 string, fd2 int, n2 string) error {
+		return unix.Linkat(fd1, n1, fd2, n2, 0)
+	})
+}
+
+// renameRootFile renames from over to, both inside the root.
+func renameRootFile(root, from, to string) error {
+	return atRoot(root, from, to, func(fd1 int, n1 string, fd2 int, n2 string) error {
+		return unix.Renameat(fd1, n1, fd2, n2)
+	})
+}
+
+func atRoot(root, from, to string, op func(int, string, int, string) error) error {
+	r, err := confined.Open(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	d1, err := r.OpenDir(filepath.Dir(from))
+	if err != nil {
+		return err
+	}
+	defer d1.Close()
+	d2, err := r.OpenDir(filepath.Dir(to))
+	if err != nil {
+		return err
+	}
+	defer d2.Close()
+	if err := op(d1.Fd(), filepath.Base(from), d2.Fd(), filepath.Base(to)); err != nil {
+		return &os.LinkError{Op: "link", Old: r.Join(from), New: r.Join(to), Err: err}
+	}
+	return nil
+}
+
 // saveRootFile returns what puts a file inside the root back as it is
 // now: its content and mode, or its absence (and then its directory's, if
 // writing it creates that).
 func saveRootFile(root, path string) (func() error, error) {
-	full := filepath.Join(root, path)
-	fi, err := os.Lstat(full)
+	fi, err := lstatRootFile(root, path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		_, dirErr := os.Stat(filepath.Dir(full))
+		_, dirErr := lstatRootFile(root, filepath.Dir(path))
 		return func() error {
 			if _, err := removeRootFile(root, path); err != nil {
 				return err
 			}
 			if errors.Is(dirErr, fs.ErrNotExist) {
-				os.Remove(filepath.Dir(full)) // created by the write; only if empty
+				removeRootDir(root, filepath.Dir(path)) // created by the write; only if empty
 			}
 			return nil
 		}, nil
 	case err != nil:
 		return nil, fmt.Errorf("setup: %w", err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("setup: %s is not a regular file", full)
+	case !fi.IsRegular():
+		return nil, fmt.Errorf("setup: %s is not a regular file", filepath.Join(root, path))
 	}
-	b, err := os.ReadFile(full)
+	b, err := readRootFile(root, path)
 	if err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	return func() error {
-		_, err := writeRootFile(root, path, b, fi.Mode().Perm())
+		_, err := writeRootFile(root, path, b, os.FileMode(fi.Mode).Perm())
 		return err
 	}, nil
 }
@@ -453,11 +541,11 @@ func divertState(g globalOpts) (divertInfo, error) {
 			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(g.Root, dpkgPath)); err == nil {
+	if b, err := readRootFile(g.Root, dpkgPath); err == nil {
 		d.script = b
 		d.scriptInPlace = !isRealDpkg(b)
 	}
-	if _, err := os.Lstat(filepath.Join(g.Root, distribPath)); err == nil {
+	if _, err := lstatRootFile(g.Root, distribPath); err == nil {
 		d.distrib = true
 	}
 	return d, nil
@@ -473,8 +561,6 @@ func divertState(g globalOpts) (divertInfo, error) {
 // calls of a transaction do not each start debseal. Each step pushes its
 // undo; the caller relocks dpkg's package.
 func setupDivert(ctx context.Context, g globalOpts, binary string, undo *undoStack) (bool, error) {
-	dpkgFile := filepath.Join(g.Root, dpkgPath)
-	distrib := filepath.Join(g.Root, distribPath)
 	script := aptconf.DivertScript(distribPath, binary)
 	d, err := divertState(g)
 	if err != nil {
@@ -509,10 +595,13 @@ func setupDivert(ctx context.Context, g globalOpts, binary string, undo *undoSta
 		if err := setupStep("link " + distribPath); err != nil {
 			return false, err
 		}
-		if err := os.Link(dpkgFile, distrib); err != nil {
+		if err := linkRootFile(g.Root, dpkgPath, distribPath); err != nil {
 			return false, fmt.Errorf("divert: keeping the real dpkg as %s: %w", distribPath, err)
 		}
-		undo.push("the link "+distribPath, func() error { return os.Remove(distrib) })
+		undo.push("the link "+distribPath, func() error {
+			_, err := removeRootFile(g.Root, distribPath)
+			return err
+		})
 	}
 	if _, err := writeRootFile(g.Root, dpkgPath, script, 0o755); err != nil {
 		return false, err
@@ -532,17 +621,16 @@ func setupDivert(ctx context.Context, g globalOpts, binary string, undo *undoSta
 // in one rename, keeping dpkg.distrib: a second hard link renamed over
 // /usr/bin/dpkg, so dpkg is never missing.
 func restoreRealDpkg(root string) error {
-	distrib := filepath.Join(root, distribPath)
-	tmp := filepath.Join(root, dpkgPath+".debseal-tmp")
-	os.Remove(tmp)
+	tmp := dpkgPath + ".debseal-tmp"
+	removeRootFile(root, tmp)
 	if err := setFlag(root, distribPath, false); err != nil {
 		return err
 	}
-	if err := os.Link(distrib, tmp); err != nil {
+	if err := linkRootFile(root, distribPath, tmp); err != nil {
 		return fmt.Errorf("divert: %w", err)
 	}
-	if err := os.Rename(tmp, filepath.Join(root, dpkgPath)); err != nil {
-		os.Remove(tmp)
+	if err := renameRootFile(root, tmp, dpkgPath); err != nil {
+		removeRootFile(root, tmp)
 		return fmt.Errorf("divert: putting the real dpkg back: %w", err)
 	}
 	return nil
@@ -563,8 +651,6 @@ func teardownDivert(ctx context.Context, g globalOpts, undo *undoStack) error {
 	if err != nil {
 		return err
 	}
-	dpkgFile := filepath.Join(g.Root, dpkgPath)
-	distrib := filepath.Join(g.Root, distribPath)
 	if d.scriptInPlace && !d.distrib {
 		return fmt.Errorf("divert: %s is a debseal wrapper and %s is missing: reinstall the dpkg package first", dpkgPath, distribPath)
 	}
@@ -578,12 +664,12 @@ func teardownDivert(ctx context.Context, g globalOpts, undo *undoStack) error {
 		if err := setFlag(g.Root, dpkgPath, false); err != nil {
 			return err
 		}
-		if err := os.Rename(distrib, dpkgFile); err != nil {
+		if err := renameRootFile(g.Root, distribPath, dpkgPath); err != nil {
 			return fmt.Errorf("divert: putting the real dpkg back: %w", err)
 		}
 		script := d.script
 		undo.push("putting the real dpkg back", func() error {
-			if err := os.Link(dpkgFile, distrib); err != nil {
+			if err := linkRootFile(g.Root, dpkgPath, distribPath); err != nil {
 				return fmt.Errorf("divert: %w", err)
 			}
 			_, err := writeRootFile(g.Root, dpkgPath, script, 0o755)
@@ -592,19 +678,19 @@ func teardownDivert(ctx context.Context, g globalOpts, undo *undoStack) error {
 	} else if d.distrib {
 		// The real dpkg is at both names (a setup that stopped before
 		// writing the script): the extra link goes.
-		a, errA := os.Lstat(distrib)
-		b, errB := os.Lstat(dpkgFile)
-		if errA == nil && errB == nil && os.SameFile(a, b) {
+		a, errA := lstatRootFile(g.Root, distribPath)
+		b, errB := lstatRootFile(g.Root, dpkgPath)
+		if errA == nil && errB == nil && a.Ident == b.Ident {
 			if err := setupStep("remove " + distribPath); err != nil {
 				return err
 			}
 			if err := setFlag(g.Root, distribPath, false); err != nil {
 				return err
 			}
-			if err := os.Remove(distrib); err != nil {
+			if _, err := removeRootFile(g.Root, distribPath); err != nil {
 				return fmt.Errorf("divert: %w", err)
 			}
-			undo.push("removing "+distribPath, func() error { return os.Link(dpkgFile, distrib) })
+			undo.push("removing "+distribPath, func() error { return linkRootFile(g.Root, dpkgPath, distribPath) })
 		}
 	}
 	if d.diverted {
