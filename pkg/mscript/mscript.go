@@ -1,0 +1,255 @@
+// Package mscript tells what a Debian maintainer script may touch: the
+// paths it reads or changes, the directories under which it changes
+// computed names, the diversions, stat overrides and triggers it asks
+// dpkg for, and, when that cannot be told, why.
+//
+// Shell scripts are parsed (mvdan.cc/sh/v3/syntax) and their words
+// expanded: a variable assigned literal values anywhere in the script,
+// a for list, a function's parameters at its call sites, ${V:-lit},
+// ${V%/*} and the like all resolve to the set of values they may take
+// (a superset: the analysis is flow-insensitive). What cannot be
+// resolved escalates only where it matters: in a word a command changes
+// (rm, mv, a redirection target, dpkg-divert --rename …), unless a
+// literal absolute directory bounds it (Prefixes) or that directory is
+// outside the areas package files live in (/etc, /var, /tmp …). Other
+// interpreters get a literal scan.
+//
+// The package only reads the bytes it is given: it does not open files,
+// does not know which paths are sealed, and does not decide what to
+// unlock. Its callers resolve Paths and Prefixes against the sealed set
+// and ignore what is not a package file.
+package mscript
+
+import (
+	"bytes"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// Divert is a dpkg-divert call that adds or removes a diversion.
+type Divert struct {
+	Remove bool // --remove (else --add)
+	Rename bool // --rename: the file is moved on disk
+	// From is the diverted path; To the divert-to path, "" when the call
+	// does not give one (dpkg then uses From+".distrib" on --add, what
+	// its database records on --remove).
+	From, To string
+	Package  string // --package, "" for --local or none
+}
+
+// Result is what one maintainer script may touch.
+type Result struct {
+	// Paths are clean absolute paths the script may read or change:
+	// literal, or expanded from variables with literal values
+	// (DPKG_ROOT expands to ""). Most are not package files at all
+	// (/proc/1/environ, /etc/default/x): callers ignore those.
+	Paths []string
+	// Prefixes are clean absolute directories under which the script
+	// changes a computed name (rm -rf /usr/lib/x/$v gives /usr/lib/x).
+	Prefixes []string
+	// Globs are path.Match patterns of paths the script changes where
+	// only names without '/' are computed (rm -f /usr/bin/*-pkg-config):
+	// '*' stands for any part of one name.
+	Globs []string
+	// Escalate, when not empty, says why what the script changes cannot
+	// be told (the first reason found): callers unlock everything.
+	Escalate string
+	// Triggers are the trigger names the script activates with
+	// dpkg-trigger; UnknownTriggers is set when a name is computed.
+	Triggers        []string
+	UnknownTriggers bool
+	// Diverts are the dpkg-divert --add/--remove calls whose paths
+	// resolve.
+	Diverts []Divert
+	// Statoverrides are paths given to dpkg-statoverride --update --add.
+	Statoverrides []string
+	// Packages are packages from whose file list (dpkg -L) the script
+	// computes names it changes: the names are the package's files or
+	// derived from them (a .pyc beside a .py, a __pycache__ under its
+	// directory). A caller treats the directories holding the package's
+	// files as Prefixes.
+	Packages []string
+	// Truenames are paths whose dpkg-divert --truename the script
+	// changes: the path itself, or where the diversions database diverts
+	// it to.
+	Truenames []string
+	// Sources are the files the script sources with "." or "source"
+	// (/usr/share/debconf/confmodule): their code runs in the script
+	// and is not part of this scan.
+	Sources []string
+}
+
+// Limits: a hostile script must not cost more than a normal one by
+// orders of magnitude.
+const (
+	maxBody     = 4 << 20 // bytes of script parsed; more escalates
+	maxAlts     = 64      // values one word or variable may take
+	maxDepth    = 100     // nesting of commands, functions, eval strings
+	maxRounds   = 8       // fixpoint rounds over assignments
+	maxWork     = 1 << 21 // alternatives computed in one scan
+	maxEvalNest = 4       // sh -c / eval strings inside each other
+)
+
+// Scan reads one maintainer script. name is used in Escalate reasons
+// ("procps.postinst").
+func Scan(name string, body []byte) Result {
+	s := newScanner(name)
+	switch kind := interpreter(body); kind {
+	case "sh", "bash":
+		if len(body) > maxBody {
+			s.escalate(fmt.Sprintf("%s: %d bytes is too large to parse", name, len(body)))
+			break
+		}
+		s.bash = kind == "bash"
+		f, err := parse(body, s.bash)
+		if err != nil {
+			s.escalate(fmt.Sprintf("%s: does not parse: %v", name, err))
+			// The literal scan still finds the paths it names.
+			s.scanLiteral(body)
+			break
+		}
+		s.walkStmts(f.Stmts, &ctx{src: body})
+		s.solve()
+		s.analyse()
+	default:
+		s.scanLiteral(body)
+		if bytes.Contains(body, []byte("dpkg-divert")) || bytes.Contains(body, []byte("dpkg-statoverride")) {
+			s.escalate(name + ": a " + kind + " script that calls dpkg-divert or dpkg-statoverride")
+		}
+		if bytes.Contains(body, []byte("dpkg-trigger")) {
+			s.res.UnknownTriggers = true
+		}
+	}
+	return s.result()
+}
+
+// interpreter names the language of a script: "sh", "bash", or the
+// shebang's program for anything else ("binary" without one). dpkg
+// execs scripts; a text file without "#!" runs under /bin/sh.
+func interpreter(body []byte) string {
+	if !bytes.HasPrefix(body, []byte("#!")) {
+		if bytes.IndexByte(body, 0) >= 0 {
+			return "binary"
+		}
+		return "sh"
+	}
+	line, _, _ := bytes.Cut(body[2:], []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) == 0 {
+		return "sh"
+	}
+	prog := path.Base(f[0])
+	if prog == "env" {
+		for _, a := range f[1:] {
+			if !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") {
+				prog = path.Base(a)
+				break
+			}
+		}
+	}
+	switch prog {
+	case "sh", "dash", "ash", "posh", "ksh", "mksh", "busybox":
+		return "sh"
+	case "bash":
+		return "bash"
+	}
+	return prog
+}
+
+// parse parses a shell script. Bash's grammar is tried first even for
+// /bin/sh scripts: it is a superset for what maintainer scripts use and
+// gives local/export/readonly as declarations; POSIX is the fallback.
+func parse(body []byte, bash bool) (*syntax.File, error) {
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(body), "")
+	if err == nil {
+		return f, nil
+	}
+	if bash {
+		return nil, err
+	}
+	f, err2 := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(bytes.NewReader(body), "")
+	if err2 != nil {
+		return nil, err2
+	}
+	return f, nil
+}
+
+// scanLiteral adds the literal absolute paths in a text: what a perl or
+// python script names.
+func (s *scanner) scanLiteral(body []byte) {
+	isSep := func(r rune) bool {
+		switch r {
+		case ' ', '\t', '\n', '\r', ';', '|', '&', '(', ')', '<', '>', '"', '\'', '`', ',', '[', ']', '{', '}', '=', 0:
+			return true
+		}
+		return false
+	}
+	for _, t := range bytes.FieldsFunc(body, isSep) {
+		if len(t) < 2 || t[0] != '/' {
+			continue
+		}
+		t = bytes.TrimRight(t, ".:")
+		ok := true
+		for _, c := range t {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/._+-@:%~", c) >= 0) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			s.addPath(string(t))
+		}
+	}
+}
+
+func (s *scanner) escalate(why string) {
+	if s.res.Escalate == "" {
+		s.res.Escalate = why
+	}
+}
+
+func (s *scanner) result() Result {
+	r := s.res
+	r.Paths = sortedKeys(s.paths)
+	r.Prefixes = sortedKeys(s.prefixes)
+	r.Globs = sortedKeys(s.globs)
+	r.Triggers = sortedKeys(s.triggers)
+	r.Statoverrides = sortedKeys(s.statoverrides)
+	r.Sources = sortedKeys(s.sources)
+	r.Packages = sortedKeys(s.packages)
+	r.Truenames = sortedKeys(s.truenames)
+	sort.Slice(r.Diverts, func(i, j int) bool {
+		a, b := r.Diverts[i], r.Diverts[j]
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return fmt.Sprint(a) < fmt.Sprint(b)
+	})
+	return r
+}
+
+func sortedKeys(m map[string]bool) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cleanAbs returns p cleaned if it is a usable absolute path: no NUL or
+// newline (dpkg's lists cannot hold them), not "/" itself.
+func cleanAbs(p string) (string, bool) {
+	if len(p) < 2 || p[0] != '/' || strings.ContainsAny(p, "\x00\x01\x02\x03\n") {
+		return "", false
+	}
+	c := path.Clean(p)
+	return c, c != "/"
+}
