@@ -89,6 +89,9 @@ func (s *scanner) read(f string) {
 	if hasMark(f) {
 		return
 	}
+	if strings.ContainsAny(f, " \t") {
+		return // a program or a message, not a path read (changes are all kept)
+	}
 	if strings.HasPrefix(f, "/") {
 		s.addPath(f)
 	} else if i := strings.Index(f, "=/"); i > 0 && strings.HasPrefix(f, "-") {
@@ -157,14 +160,11 @@ func (s *scanner) change(f string, c *ctx, n syntax.Node, what string) {
 		}
 	}
 	switch {
-	case isOutside(dir):
-	case !climbs && !strings.ContainsAny(rest, unknown+pkgOpen):
+	case isOutside(dir) || strings.Contains(dir, "\n"):
+		// dpkg's database holds no path with a newline
+	case !climbs && !strings.ContainsAny(rest, unknown+pkgOpen) && globOf(f) != "":
 		// Only names without '/' are computed: a pattern.
-		if g, ok := globOf(f); ok {
-			s.globs[g] = true
-			return
-		}
-		fallthrough
+		s.globs[globOf(f)] = true
 	case dir == "/":
 		s.escalate(s.where(c, n) + ": " + what + " a computed path in /")
 	default:
@@ -184,8 +184,8 @@ func (s *scanner) changeTree(f string, c *ctx, n syntax.Node, what string) {
 
 // globOf turns an expanded path whose computed parts hold no '/' into
 // a path.Match pattern: nameMark becomes '*', literal metacharacters are
-// escaped.
-func globOf(f string) (string, bool) {
+// escaped; "" when it cannot.
+func globOf(f string) string {
 	var b strings.Builder
 	for i := 0; i < len(f); i++ {
 		switch c := f[i]; c {
@@ -195,16 +195,16 @@ func globOf(f string) (string, bool) {
 			b.WriteByte('\\')
 			b.WriteByte(c)
 		case 0, 2, 3, 4, '\n':
-			return "", false
+			return ""
 		default:
 			b.WriteByte(c)
 		}
 	}
-	g := b.String()
-	if _, err := path.Match(g, ""); err != nil || path.Clean(g) != g {
-		return "", false
+	g := path.Clean(b.String())
+	if _, err := path.Match(g, ""); err != nil {
+		return ""
 	}
-	return g, true
+	return g
 }
 
 // word is one argument: the fields it may give.
@@ -543,7 +543,14 @@ func mayBeChanger(names []string) bool {
 			}
 		}
 		base := baseName(n)
-		lead := base[:strings.IndexAny(base, marks)]
+		i := strings.IndexAny(base, marks)
+		if i < 0 {
+			if changers[base] {
+				return true
+			}
+			continue
+		}
+		lead := base[:i]
 		for ch := range changers {
 			if strings.HasPrefix(ch, lead) {
 				return true
@@ -570,6 +577,9 @@ func (s *scanner) intoTargets(targets []string, srcs []word, c *ctx, n syntax.No
 }
 
 func baseOf(f string) string {
+	if strings.ContainsAny(f, unknown+pkgOpen) {
+		return nameMark // a name, but not one that can be told
+	}
 	f = strings.TrimRight(f, "/")
 	return f[strings.LastIndexByte(f, '/')+1:]
 }

@@ -477,14 +477,18 @@ func (s *scanner) cross(acc, vals []string) []string {
 	if len(vals) == 1 {
 		for i := range acc {
 			acc[i] += vals[0]
+			s.work += len(acc[i])
 		}
-		s.work += len(acc)
 		return acc
 	}
 	if len(acc)*len(vals) > maxAlts || s.work > maxWork {
 		vals = []string{unknown}
 	}
-	s.work += len(acc) * len(vals)
+	for _, a := range acc {
+		for _, v := range vals {
+			s.work += len(a) + len(v)
+		}
+	}
 	out := make([]string, 0, len(acc)*len(vals))
 	seen := make(map[string]bool, len(acc)*len(vals))
 	for _, a := range acc {
@@ -516,6 +520,15 @@ func (s *scanner) part(p syntax.WordPart, c *ctx, quoted, split bool, first bool
 		}
 		if quoted || !split {
 			return []string{cleanText(unescape(v, quoted))}
+		}
+		if s.bash && s.braces < 8 && strings.Contains(v, "{") {
+			// bash expands a/{b,c} in arguments (dash does not)
+			w := &syntax.Word{Parts: []syntax.WordPart{&syntax.Lit{Value: v}}}
+			if syntax.SplitBraces(w) {
+				s.braces++
+				defer func() { s.braces-- }()
+				return s.concat(w.Parts, c, quoted, split)
+			}
 		}
 		return []string{globText(cleanText(v))}
 	case *syntax.SglQuoted:

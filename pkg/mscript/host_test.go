@@ -30,6 +30,7 @@ func TestScanHostScripts(t *testing.T) {
 	}
 	var escalating []string
 	var total time.Duration
+	maxWorkSeen, maxWorkName := 0, ""
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -38,6 +39,9 @@ func TestScanHostScripts(t *testing.T) {
 		start := time.Now()
 		r := Scan(filepath.Base(f), b)
 		total += time.Since(start)
+		if sc := scanWork(filepath.Base(f), b); sc > maxWorkSeen {
+			maxWorkSeen, maxWorkName = sc, filepath.Base(f)
+		}
 		checkResult(t, filepath.Base(f), r)
 		if r.Escalate != "" {
 			escalating = append(escalating, r.Escalate)
@@ -46,8 +50,21 @@ func TestScanHostScripts(t *testing.T) {
 			t.Logf("%s: prefixes %q", filepath.Base(f), r.Prefixes)
 		}
 	}
-	t.Logf("%d scripts scanned in %v, %d escalate:\n%s", len(files), total, len(escalating), strings.Join(escalating, "\n"))
+	t.Logf("%d scripts scanned in %v (most work: %d bytes, %s), %d escalate:\n%s", len(files), total, maxWorkSeen, maxWorkName, len(escalating), strings.Join(escalating, "\n"))
 	if len(escalating)*20 > len(files) {
 		t.Errorf("%d of %d scripts escalate, want fewer than 5%%", len(escalating), len(files))
 	}
+}
+
+// scanWork is the work budget a scan used.
+func scanWork(name string, b []byte) int {
+	s := newScanner(name)
+	if k := interpreter(b); k == "sh" || k == "bash" {
+		if f, err := parse(b, k == "bash"); err == nil {
+			s.walkStmts(f.Stmts, &ctx{src: b})
+			s.solve()
+			s.analyse()
+		}
+	}
+	return s.work
 }

@@ -86,12 +86,12 @@ type Result struct {
 // Limits: a hostile script must not cost more than a normal one by
 // orders of magnitude.
 const (
-	maxBody     = 4 << 20 // bytes of script parsed; more escalates
-	maxAlts     = 64      // values one word or variable may take
-	maxDepth    = 100     // nesting of commands, functions, eval strings
-	maxRounds   = 8       // fixpoint rounds over assignments
-	maxWork     = 1 << 21 // alternatives computed in one scan
-	maxEvalNest = 4       // sh -c / eval strings inside each other
+	maxBody     = 4 << 20  // bytes of script parsed; more escalates
+	maxAlts     = 64       // values one word or variable may take
+	maxDepth    = 100      // nesting of commands, functions, eval strings
+	maxRounds   = 8        // fixpoint rounds over assignments
+	maxWork     = 64 << 20 // bytes of expanded words built in one scan
+	maxEvalNest = 4        // sh -c / eval strings inside each other
 )
 
 // Scan reads one maintainer script. name is used in Escalate reasons

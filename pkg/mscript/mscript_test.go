@@ -96,6 +96,10 @@ func TestScan(t *testing.T) {
 		{name: "computed trigger", body: "#!/bin/sh\ndpkg-trigger \"$T\"\n", unknownTriggers: true},
 		{name: "maintscript helper", body: "#!/bin/sh\ndpkg-maintscript-helper symlink_to_dir /usr/share/doc/x y 1.0 -- \"$@\"\ndpkg-maintscript-helper dir_to_symlink /usr/lib/z /usr/lib/w 1.0 -- \"$@\"\ndpkg-maintscript-helper rm_conffile /etc/x/y 1.0 -- \"$@\"\nfor f in $(find /etc/x); do dpkg-maintscript-helper rm_conffile $f 1.0 -- \"$@\"; done\n",
 			prefixes: []string{"/usr/share/doc/x", "/usr/lib/z"}, paths: []string{"/etc/x/y"}},
+		{name: "bash brace expansion", body: "#!/bin/bash\nrm -f /usr/lib/x/{a,b}.so\n", paths: []string{"/usr/lib/x/a.so", "/usr/lib/x/b.so"}},
+		{name: "no brace expansion in sh", body: "#!/bin/sh\nrm -f /usr/lib/x/{a,b}.so\n", paths: []string{"/usr/lib/x/{a,b}.so"}},
+		{name: "glob in an unclean path", body: "#!/bin/sh\nrm -f /usr/lib/x/./*.so\n", globs: []string{"/usr/lib/x/*.so"}},
+		{name: "truename moved into place", body: "#!/bin/sh\nt=$(dpkg-divert --truename /bin/sh)\nd=/bin/sh.distrib\nmv \"$t\" \"$d\"\n"},
 		{name: "truename", body: "#!/bin/sh\nt=$(dpkg-divert --truename /bin/sh)\nrm -f \"$t\"\n"},
 
 		// other interpreters and broken scripts

@@ -10,8 +10,9 @@ import (
 // scanner holds one scan: the events the walk collects, the values the
 // fixpoint gives variables, and the result being built.
 type scanner struct {
-	name string
-	bash bool
+	name   string
+	bash   bool
+	braces int // brace expansions being expanded inside each other
 
 	assigns []assignEv
 	cmds    []cmdEv
@@ -177,7 +178,7 @@ func (s *scanner) walkStmt(st *syntax.Stmt, c *ctx, stdin *syntax.Stmt) {
 			s.walkStmt(cs, c, stdin)
 		}
 	case *syntax.ForClause:
-		if wi, ok := x.Loop.(*syntax.WordIter); ok {
+		if wi, ok := x.Loop.(*syntax.WordIter); ok && wi.Name != nil {
 			for _, w := range wi.Items {
 				s.substs(w, c)
 			}
@@ -220,8 +221,12 @@ func (s *scanner) walkStmt(st *syntax.Stmt, c *ctx, stdin *syntax.Stmt) {
 			s.walkStmt(x.Y, c, stdin)
 		}
 	case *syntax.FuncDecl:
-		s.fn(x.Name.Value)
-		fc := &ctx{fn: x.Name.Value, src: c.src, depth: c.depth, nest: c.nest}
+		name := "()" // anonymous (zsh): nothing calls it by name
+		if x.Name != nil {
+			name = x.Name.Value
+		}
+		s.fn(name)
+		fc := &ctx{fn: name, src: c.src, depth: c.depth, nest: c.nest}
 		s.walkStmt(x.Body, fc, nil)
 	case *syntax.DeclClause:
 		for _, a := range x.Args {
