@@ -25,11 +25,9 @@ func isOutside(dir string) bool {
 // the values of variables are known.
 func (s *scanner) analyse() {
 	s.computeCwds()
-	for _, a := range s.assigns {
-		if a.word == nil && !a.for_ {
-			continue
-		}
-		for _, v := range s.assignValues(a) {
+	// What variables hold may be paths the script passes on.
+	for _, set := range s.vars {
+		for _, v := range set.vals {
 			for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == 2 }) {
 				s.read(f)
 			}

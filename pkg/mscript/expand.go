@@ -38,11 +38,20 @@ type valSet struct {
 	changed bool // in the last round
 }
 
-func (v *valSet) add(x string) bool {
-	if v.has == nil {
-		v.has = map[string]bool{}
+func (v *valSet) contains(x string) bool {
+	if v.has != nil {
+		return v.has[x]
 	}
-	if v.has[x] {
+	for _, y := range v.vals {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *valSet) add(x string) bool {
+	if v.contains(x) {
 		return false
 	}
 	if v.widened {
@@ -56,8 +65,17 @@ func (v *valSet) add(x string) bool {
 		v.widen(x)
 		return true
 	}
-	v.has[x] = true
 	v.vals = append(v.vals, x)
+	switch {
+	case v.has != nil:
+		v.has[x] = true
+	case len(v.vals) > 8:
+		// past a few values, a map answers contains faster
+		v.has = make(map[string]bool, 2*len(v.vals))
+		for _, y := range v.vals {
+			v.has[y] = true
+		}
+	}
 	v.changed = true
 	return true
 }
@@ -76,7 +94,7 @@ func (v *valSet) widen(x string) {
 	v.widened, v.wide, v.changed = true, p, true
 	// the values already there start with p: one entry stands for all
 	v.vals = []string{p + unknown}
-	v.has = map[string]bool{p + unknown: true}
+	v.has = nil
 }
 
 func commonPrefix(a, b string) string {
@@ -222,11 +240,17 @@ func (s *scanner) rounds(calls func() bool) bool {
 			}
 		}
 		changed := false
-		for _, a := range s.assigns {
+		for i := range s.assigns {
+			a := &s.assigns[i]
+			if a.settled {
+				continue
+			}
 			v := s.varSet(a.name)
-			for _, x := range s.assignValues(a) {
+			for _, x := range s.assignValues(*a) {
 				changed = v.add(x) || changed
 			}
+			// a literal value is the same every round
+			a.settled = a.word != nil && plain(a.word.Parts)
 		}
 		changed = calls() || changed
 		if !changed {
@@ -377,6 +401,12 @@ func (s *scanner) readValues(a assignEv) []string {
 
 // lookup is the set of values a parameter may have where c is.
 func (s *scanner) lookup(name string, c *ctx) []string {
+	if v, ok := s.bound[name]; ok {
+		return []string{v}
+	}
+	if name == "" {
+		return []string{unknown}
+	}
 	for b := c.loops; b != nil; b = b.next {
 		if b.name == name {
 			var out []string
@@ -386,7 +416,11 @@ func (s *scanner) lookup(name string, c *ctx) []string {
 			return out
 		}
 	}
-	if n, err := strconv.Atoi(name); err == nil {
+	if name[0] >= '0' && name[0] <= '9' {
+		n, err := strconv.Atoi(name)
+		if err != nil || n > 1<<20 {
+			return []string{unknown}
+		}
 		if n == 0 {
 			return []string{"/var/lib/dpkg/" + unknown} // the script's own path
 		}
@@ -423,7 +457,7 @@ func (s *scanner) lookup(name string, c *ctx) []string {
 		return nil // not known yet
 	}
 	if v := s.vars[name]; v != nil && len(v.vals) > 0 {
-		if isEnv && !v.has[d] {
+		if isEnv && !v.contains(d) {
 			return append(v.vals[:len(v.vals):len(v.vals)], d)
 		}
 		return v.vals
@@ -437,6 +471,38 @@ func (s *scanner) lookup(name string, c *ctx) []string {
 // fields expands a word as a command argument: the fields it may give,
 // after splitting and globbing, without empty ones.
 func (s *scanner) fields(w *syntax.Word, c *ctx) []string {
+	if len(w.Parts) == 1 {
+		// the common case: one literal word
+		if l, ok := w.Parts[0].(*syntax.Lit); ok && !strings.ContainsAny(l.Value, "\\*?[{~\x00\x01\x02\x03\x04") {
+			if l.Value == "" {
+				return nil
+			}
+			return []string{l.Value}
+		}
+	}
+	if s.solving || s.bound != nil {
+		return s.fieldsOf(w, c)
+	}
+	// Values are settled: a word expands the same wherever it is used.
+	k := fieldKey{w, c.fn, c.loops}
+	if fs, ok := s.fieldCache[k]; ok {
+		return fs
+	}
+	fs := s.fieldsOf(w, c)
+	if s.fieldCache == nil {
+		s.fieldCache = make(map[fieldKey][]string, 2*len(s.cmds))
+	}
+	s.fieldCache[k] = fs
+	return fs
+}
+
+type fieldKey struct {
+	w     *syntax.Word
+	fn    string
+	loops *loopBind
+}
+
+func (s *scanner) fieldsOf(w *syntax.Word, c *ctx) []string {
 	alts := s.expand(w, c, true)
 	var out []string
 	seen := map[string]bool{}
@@ -461,7 +527,85 @@ func (s *scanner) expand(w *syntax.Word, c *ctx, split bool) []string {
 	if w == nil {
 		return []string{""}
 	}
-	return s.concat(w.Parts, c, false, split)
+	if s.bound != nil || plain(w.Parts) {
+		return s.concat(w.Parts, c, false, split)
+	}
+	// A variable used twice in one word has one value at a time
+	// ("$i.1.gz $i"): enumerate the variables' values together rather
+	// than each occurrence's.
+	names, combos := s.wordVars(w, c)
+	if combos <= 1 || combos > maxAlts {
+		return s.concat(w.Parts, c, false, split)
+	}
+	var out []string
+	seen := map[string]bool{}
+	bound := make(map[string]string, len(names))
+	var each func(i int)
+	each = func(i int) {
+		if i == len(names) {
+			s.bound = bound
+			alts := s.concat(w.Parts, c, false, split)
+			s.bound = nil
+			for _, a := range alts {
+				if !seen[a] {
+					seen[a] = true
+					out = append(out, a)
+				}
+			}
+			return
+		}
+		for _, v := range names[i].vals {
+			bound[names[i].name] = v
+			each(i + 1)
+		}
+	}
+	each(0)
+	return out
+}
+
+// plain: parts without expansions, which need no variable enumeration.
+func plain(parts []syntax.WordPart) bool {
+	for _, p := range parts {
+		switch x := p.(type) {
+		case *syntax.Lit, *syntax.SglQuoted:
+		case *syntax.DblQuoted:
+			if !plain(x.Parts) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+type wordVar struct {
+	name string
+	vals []string
+}
+
+// wordVars are the distinct variables a word expands with more than one
+// value, and the number of their combinations.
+func (s *scanner) wordVars(w *syntax.Word, c *ctx) ([]wordVar, int) {
+	var out []wordVar
+	combos := 1
+	syntax.Walk(w, func(n syntax.Node) bool {
+		pe, ok := n.(*syntax.ParamExp)
+		if !ok || pe.Param == nil || !isName(pe.Param.Value) || combos > maxAlts {
+			return combos <= maxAlts
+		}
+		for _, v := range out {
+			if v.name == pe.Param.Value {
+				return true
+			}
+		}
+		if vals := s.lookup(pe.Param.Value, c); len(vals) > 1 {
+			out = append(out, wordVar{pe.Param.Value, vals})
+			combos *= len(vals)
+		}
+		return true
+	})
+	return out, combos
 }
 
 func (s *scanner) concat(parts []syntax.WordPart, c *ctx, quoted, split bool) []string {
@@ -641,8 +785,17 @@ func splitVals(vals []string) []string {
 		if out == nil {
 			out = append([]string(nil), vals...)
 		}
-		v = strings.NewReplacer(" ", sep, "\t", sep, "\n", sep).Replace(v)
-		out[i] = globText(strings.ReplaceAll(v, `\`, `\\`))
+		b := []byte(v)
+		for j, ch := range b {
+			if ch == ' ' || ch == '\t' || ch == '\n' {
+				b[j] = sep[0]
+			}
+		}
+		v = string(b)
+		if strings.ContainsAny(v, "*?[") {
+			v = globText(strings.ReplaceAll(v, `\`, `\\`))
+		}
+		out[i] = v
 	}
 	if out == nil {
 		return vals

@@ -23,6 +23,8 @@ type scanner struct {
 	topSet  bool
 
 	vars        map[string]*valSet
+	fieldCache  map[fieldKey][]string // once solved
+	bound       map[string]string     // variables with one value while a word expands
 	work        int
 	computedCmd bool // a command name is computed: it may call any function
 	solving     bool // lookups of what has no value yet give nothing, not unknown
@@ -70,9 +72,10 @@ type assignEv struct {
 	// read: from is the statement whose input a read takes (a pipe's
 	// left side, or the statement with a here-document); idx and n are
 	// the variable's position among read's names.
-	read   bool
-	from   *syntax.Stmt
-	idx, n int
+	read    bool
+	from    *syntax.Stmt
+	idx, n  int
+	settled bool // a literal value: applied once
 }
 
 type cmdEv struct {
