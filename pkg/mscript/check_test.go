@@ -6,10 +6,11 @@ import (
 	"testing"
 )
 
-// checkResult: every path and prefix in r is clean and absolute.
+// checkResult: every path, prefix and pattern in r is clean and
+// absolute, and not "/" itself.
 func checkResult(t testing.TB, name string, r Result) {
 	t.Helper()
-	for _, l := range [][]string{r.Paths, r.Prefixes, r.Statoverrides, r.Sources} {
+	for _, l := range [][]string{r.Paths, r.Prefixes, r.Globs, r.Statoverrides, r.Sources, r.Truenames} {
 		for _, p := range l {
 			if !strings.HasPrefix(p, "/") || path.Clean(p) != p || p == "/" || strings.ContainsAny(p, "\x00\x01\x02\n") {
 				t.Errorf("%s: path %q is not clean and absolute", name, p)

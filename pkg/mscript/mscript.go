@@ -1,23 +1,62 @@
 // Package mscript tells what a Debian maintainer script may touch: the
-// paths it reads or changes, the directories under which it changes
-// computed names, the diversions, stat overrides and triggers it asks
-// dpkg for, and, when that cannot be told, why.
+// paths it reads or changes, the directories and patterns under which it
+// changes computed names, the diversions, stat overrides and triggers it
+// asks dpkg for, and, when that cannot be told, why.
 //
-// Shell scripts are parsed (mvdan.cc/sh/v3/syntax) and their words
-// expanded: a variable assigned literal values anywhere in the script,
-// a for list, a function's parameters at its call sites, ${V:-lit},
-// ${V%/*} and the like all resolve to the set of values they may take
-// (a superset: the analysis is flow-insensitive). What cannot be
-// resolved escalates only where it matters: in a word a command changes
-// (rm, mv, a redirection target, dpkg-divert --rename …), unless a
-// literal absolute directory bounds it (Prefixes) or that directory is
-// outside the areas package files live in (/etc, /var, /tmp …). Other
-// interpreters get a literal scan.
+// Shell scripts are parsed (mvdan.cc/sh/v3/syntax) and every command,
+// assignment, redirection, here-document, function, case arm, loop and
+// command substitution is walked. Words are expanded to the set of
+// values they may take: a variable assigned anywhere in the script
+// (local, export, readonly, read from a here-document or a find), a for
+// list, a function's parameters at its call sites, ${V:-x}, ${V%pat},
+// $(dirname …), $(mktemp) and the like. The analysis is
+// flow-insensitive: a superset, computed to a bounded fixpoint.
 //
-// The package only reads the bytes it is given: it does not open files,
-// does not know which paths are sealed, and does not decide what to
-// unlock. Its callers resolve Paths and Prefixes against the sealed set
-// and ignore what is not a package file.
+// What cannot be resolved escalates only where it matters, in a word a
+// command changes (rm, mv, cp, ln, install, chmod, chown, sed -i, tee,
+// truncate, touch, dd of=, a > or >> target, find -delete, xargs rm,
+// dpkg-divert --rename, dpkg-statoverride --update …):
+//   - bounded by a literal absolute directory, it is reported there
+//     instead: Globs when only names without '/' are computed
+//     (/usr/bin/*-pkg-config), Prefixes otherwise (/usr/lib/x/$v);
+//   - under /etc, /var, /tmp, /run, /proc, /sys, /dev, /home, /root or
+//     /srv it never matters: package files do not live there;
+//   - otherwise Escalate says why.
+//
+// Decisions a reader should know:
+//   - At the top level, $1, $2 … are dpkg's arguments (an action, a
+//     version, a package name): never a '/' in them. "rm -f $1" names a
+//     file in "/", where no package file such a name could reach lives,
+//     and does not escalate; "/usr/share/doc/$1" is a pattern.
+//   - A function's parameters take the values of its call sites; a
+//     function nothing calls never runs (unless a command name is
+//     computed, when its parameters are unknown).
+//   - Variables the script does not assign come from the environment:
+//     unknown, except dpkg's (DPKG_ROOT is "": dpkg runs scripts chrooted;
+//     DPKG_MAINTSCRIPT_* hold no '/'), TMPDIR (/tmp) and HOME (/root).
+//   - Files a script sources (. /usr/share/debconf/confmodule) are
+//     reported in Sources, not scanned: Scan reads no file.
+//   - dpkg-maintscript-helper rm_conffile and mv_conffile only move
+//     files the package owns, which the run unlocks anyway; their
+//     computed arguments do not escalate. symlink_to_dir and
+//     dir_to_symlink change a package directory: Prefixes.
+//   - Commands not known to change files (update-alternatives, ucfr,
+//     systemctl, hooks in a package's directory …) read their arguments;
+//     directories are not sealed by default, so mkdir changes nothing
+//     sealed.
+//   - Computed text is trusted not to hold "..": the scripts are the
+//     packages' own code, run as root; the concern is breaking them,
+//     not containing them.
+//   - Other interpreters (perl, python, binaries) get a literal scan:
+//     their absolute path tokens, an escalation when they call
+//     dpkg-divert or dpkg-statoverride, UnknownTriggers for dpkg-trigger.
+//
+// The work is bounded (values per word and variable, fixpoint rounds,
+// nesting, bytes built), so a hostile script escalates instead of
+// costing time or memory. The package only reads the bytes it is given;
+// it does not know which paths are sealed and does not decide what to
+// unlock. Its callers resolve what it reports against the sealed set and
+// ignore what is not a package file.
 package mscript
 
 import (
