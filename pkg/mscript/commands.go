@@ -297,7 +297,7 @@ func contains(l []string, s string) bool {
 // changers are the commands that change files their operands name
 // (used for find -exec and xargs).
 var changers = map[string]bool{
-	"rm": true, "rmdir": true, "unlink": true, "shred": true, "mv": true, "cp": true, "ln": true,
+	"rm": true, "unlink": true, "shred": true, "mv": true, "cp": true, "ln": true,
 	"install": true, "chmod": true, "chown": true, "chgrp": true, "chattr": true, "setfacl": true,
 	"setcap": true, "touch": true, "truncate": true, "tee": true, "sed": true, "perl": true, "dd": true,
 }
@@ -350,7 +350,15 @@ func (s *scanner) command(cm cmdEv) {
 		}
 	}
 	switch cmd {
-	case "rm", "unlink", "rmdir", "shred", "tee":
+	case "rmdir":
+		// rmdir removes empty directories: no sealed file is in one, so
+		// a computed name does not escalate.
+		for _, w := range parseArgs(ws, "").ops {
+			for _, f := range w {
+				s.read(f)
+			}
+		}
+	case "rm", "unlink", "shred", "tee":
 		a := parseArgs(ws, "nsu")
 		if cmd == "rm" && a.has("-r", "-R", "--recursive") {
 			for _, w := range a.ops {
@@ -441,7 +449,23 @@ func (s *scanner) command(cm cmdEv) {
 			}
 		}
 	case "sed":
-		s.inPlace(ws, "efl", []string{"--expression", "--file", "--line-length"}, c, cm.call, what)
+		a := s.inPlace(ws, "efl", []string{"--expression", "--file", "--line-length"}, c, cm.call, what)
+		scripts := a.value("-e", "--expression")
+		if len(scripts) == 0 && len(a.ops) > 0 {
+			scripts = a.ops[0]
+		}
+		for _, sc := range scripts {
+			if sedExecutes(sc) {
+				// GNU sed's e runs its pattern space as a shell command:
+				// names from a package's file list stay that package's.
+				if out := s.output(cm.stdin, c); cm.stdin != nil && len(out) == 1 && strings.HasPrefix(out[0], pkgOpen) {
+					s.change(out[0], c, cm.call, what)
+				} else {
+					s.escalate(s.where(c, cm.call) + ": sed runs commands it builds from its input")
+				}
+				break
+			}
+		}
 	case "perl":
 		a := s.inPlace(ws, "eEIMml", nil, c, cm.call, what)
 		s.code(a.value("-e", "-E"), c, cm.call, "perl")
@@ -572,6 +596,39 @@ func (s *scanner) intoTargets(targets []string, srcs []word, c *ctx, n syntax.No
 			}
 		}
 	}
+}
+
+// sedExecutes: a sed script with GNU's e command or s///e flag.
+func sedExecutes(sc string) bool {
+	if hasMark(sc) {
+		return strings.Contains(sc, "e") // cannot tell: assume it may
+	}
+	for _, cmd := range strings.FieldsFunc(sc, func(r rune) bool { return r == ';' || r == '\n' }) {
+		cmd = strings.TrimLeft(cmd, " \t")
+		// skip an address (/re/, a line number, $)
+		if strings.HasPrefix(cmd, "/") {
+			for i := 1; i < len(cmd); i++ {
+				if cmd[i] == '\\' {
+					i++
+				} else if cmd[i] == '/' {
+					cmd = cmd[i+1:]
+					break
+				}
+			}
+		}
+		cmd = strings.TrimLeft(cmd, "0123456789$,! \t")
+		switch {
+		case strings.HasPrefix(cmd, "e"):
+			return true
+		case len(cmd) > 1 && cmd[0] == 's':
+			d := string(cmd[1])
+			parts := strings.Split(cmd[2:], d)
+			if len(parts) >= 3 && strings.Contains(parts[len(parts)-1], "e") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func baseOf(f string) string {

@@ -1087,6 +1087,12 @@ func (s *scanner) output(st *syntax.Stmt, c *ctx) []string {
 	case "dpkg", "dpkg-query":
 		for i, o := range ops {
 			switch {
+			case o == "--control-path":
+				return []string{"/var/lib/dpkg/info/" + nameMark} // the admindir's info/
+			case (o == "-f" || o == "--showformat") && i+1 < len(ops) && slashlessFormat(ops[i+1]),
+				strings.HasPrefix(o, "--showformat=") && slashlessFormat(strings.TrimPrefix(o, "--showformat=")),
+				strings.HasPrefix(o, "-f") && len(o) > 2 && slashlessFormat(o[2:]):
+				return []string{nameMark}
 			case o == "--print-architecture" || o == "--print-foreign-architectures":
 				return []string{nameMark}
 			case (o == "-L" || o == "--listfiles") && i+1 < len(ops) && !hasMark(ops[i+1]):
@@ -1116,6 +1122,33 @@ func (s *scanner) output(st *syntax.Stmt, c *ctx) []string {
 		}
 	}
 	return []string{unknown}
+}
+
+// slashlessFormat: a dpkg-query format whose fields never hold a '/'
+// (versions, architectures, package names, states).
+func slashlessFormat(f string) bool {
+	if hasMark(f) || strings.Contains(f, "/") {
+		return false
+	}
+	for {
+		i := strings.Index(f, "${")
+		if i < 0 {
+			return true
+		}
+		j := strings.IndexByte(f[i:], '}')
+		if j < 0 {
+			return false
+		}
+		field, _, _ := strings.Cut(f[i+2:i+j], ";") // ${Package;-20}
+		switch field {
+		case "Package", "binary:Package", "Version", "Architecture", "Status", "db:Status-Abbrev",
+			"db:Status-Want", "db:Status-Status", "db:Status-Eflag", "Source", "source:Package",
+			"source:Version", "Essential", "Priority", "Multi-Arch", "Installed-Size":
+		default:
+			return false
+		}
+		f = f[i+j+1:]
+	}
 }
 
 // findRootsOf: find's starting points in its expanded arguments.

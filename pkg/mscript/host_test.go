@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/debseal/debseal/pkg/deb"
 	"github.com/debseal/debseal/pkg/testutil"
 )
 
@@ -69,4 +70,46 @@ func scanWork(name string, b []byte) int {
 		}
 	}
 	return s.work
+}
+
+// TestScanArchiveScripts scans the maintainer scripts of every .deb in
+// the chroot cache (scripts/chroot.sh: the debootstrap set and the
+// Debian 12 → 13 upgrade set), read with pkg/deb: none panics, every
+// path is clean and absolute, and escalation stays the exception.
+func TestScanArchiveScripts(t *testing.T) {
+	debs, _ := filepath.Glob(filepath.Join(testutil.CacheDir(), "archives", "*.deb"))
+	more, _ := filepath.Glob(filepath.Join(testutil.CacheDir(), "*", "archives", "*.deb"))
+	debs = append(debs, more...)
+	if len(debs) == 0 {
+		testutil.Skip(t, "no .deb in %s (scripts/chroot.sh builds the cache)", testutil.CacheDir())
+	}
+	scripts := 0
+	var escalating []string
+	for _, p := range debs {
+		info, err := deb.ReadInfoFile(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		for name, body := range info.Scripts {
+			if name == "config" {
+				continue // debconf's, not dpkg's
+			}
+			scripts++
+			id := filepath.Base(p) + "." + name
+			r := Scan(id, body)
+			checkResult(t, id, r)
+			if r.Escalate != "" {
+				escalating = append(escalating, r.Escalate)
+			}
+			if testing.Verbose() && len(r.Prefixes)+len(r.Globs)+len(r.Packages) > 0 {
+				t.Logf("%s: prefixes %q globs %q packages %q", id, r.Prefixes, r.Globs, r.Packages)
+			}
+		}
+	}
+	sort.Strings(escalating)
+	t.Logf("%d archives, %d scripts, %d escalate:\n%s", len(debs), scripts, len(escalating), strings.Join(escalating, "\n"))
+	if len(escalating)*20 > scripts {
+		t.Errorf("%d of %d scripts escalate, want fewer than 5%%", len(escalating), scripts)
+	}
 }

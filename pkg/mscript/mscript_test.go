@@ -100,6 +100,12 @@ func TestScan(t *testing.T) {
 		{name: "no brace expansion in sh", body: "#!/bin/sh\nrm -f /usr/lib/x/{a,b}.so\n", paths: []string{"/usr/lib/x/{a,b}.so"}},
 		{name: "glob in an unclean path", body: "#!/bin/sh\nrm -f /usr/lib/x/./*.so\n", globs: []string{"/usr/lib/x/*.so"}},
 		{name: "truename moved into place", body: "#!/bin/sh\nt=$(dpkg-divert --truename /bin/sh)\nd=/bin/sh.distrib\nmv \"$t\" \"$d\"\n"},
+		{name: "dpkg-query outputs", body: "#!/bin/sh\nfor a in $(dpkg-query -W -f '${Architecture}\\n' libx); do\n p=$(dpkg-query --control-path \"libx:$a\" postrm)\n rm -f \"$p\" /usr/lib/$a/libx.so\ndone\n", globs: []string{"/usr/lib/*/libx.so"}},
+		{name: "dpkg-query conffiles escalate", body: "#!/bin/sh\nrm -f $(dpkg-query -W -f '${Conffiles}' x)\n", escalate: "rm changes"},
+		{name: "sed e on a package's list", body: "#!/bin/sh\ndpkg -L python3-apt | sed -En -e '/^(.*)\\/(.+)\\.py$/s,,rm \"\\1/__pycache__/\\2\".*,e'\n", packages: []string{"python3-apt"}},
+		{name: "sed e elsewhere escalates", body: "#!/bin/sh\ncat /usr/share/x/list | sed 's/^/rm /e'\n", escalate: "sed runs commands"},
+		{name: "sed without e", body: "#!/bin/sh\necho x | sed -e 's/e/f/g' -e '/x/d'\n"},
+		{name: "rmdir of computed names", body: "#!/bin/sh\nfind /usr/lib/python3/dist-packages/ -type d -name __pycache__ -empty -print0 | xargs --null --no-run-if-empty rmdir\nrmdir \"$d\" 2>/dev/null || true\n"},
 		{name: "truename", body: "#!/bin/sh\nt=$(dpkg-divert --truename /bin/sh)\nrm -f \"$t\"\n"},
 
 		// other interpreters and broken scripts
