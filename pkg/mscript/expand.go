@@ -590,6 +590,10 @@ func (s *scanner) wordVars(w *syntax.Word, c *ctx) ([]wordVar, int) {
 	var out []wordVar
 	combos := 1
 	syntax.Walk(w, func(n syntax.Node) bool {
+		switch n.(type) {
+		case *syntax.CmdSubst, *syntax.ProcSubst:
+			return false // expanded on their own
+		}
 		pe, ok := n.(*syntax.ParamExp)
 		if !ok || pe.Param == nil || !isName(pe.Param.Value) || combos > maxAlts {
 			return combos <= maxAlts
@@ -1006,9 +1010,11 @@ func trimMarked(v, lead, tail string, wild bool, op syntax.ParExpOperator) []str
 // cmdSubst is what $(…) may print, for the few commands whose output
 // is known in shape; anything else is unknown.
 func (s *scanner) cmdSubst(x *syntax.CmdSubst, c *ctx) []string {
-	if len(x.Stmts) != 1 {
+	if len(x.Stmts) != 1 || s.substDepth >= maxSubst {
 		return []string{unknown}
 	}
+	s.substDepth++
+	defer func() { s.substDepth-- }()
 	return s.output(x.Stmts[0], c)
 }
 
@@ -1117,8 +1123,8 @@ func (s *scanner) output(st *syntax.Stmt, c *ctx) []string {
 		}
 		return out
 	case "echo":
-		if len(args) == 2 {
-			return s.expand(args[1], c, true)
+		if len(args) == 2 && !strings.HasPrefix(args[1].Lit(), "-") {
+			return ops // one line per value
 		}
 	}
 	return []string{unknown}

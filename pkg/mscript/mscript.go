@@ -125,12 +125,14 @@ type Result struct {
 // Limits: a hostile script must not cost more than a normal one by
 // orders of magnitude.
 const (
-	maxBody     = 4 << 20  // bytes of script parsed; more escalates
-	maxAlts     = 64       // values one word or variable may take
-	maxDepth    = 100      // nesting of commands, functions, eval strings
-	maxRounds   = 8        // fixpoint rounds over assignments
-	maxWork     = 64 << 20 // bytes of expanded words built in one scan
-	maxEvalNest = 4        // sh -c / eval strings inside each other
+	maxBody     = 4 << 20 // bytes of script parsed; more escalates
+	maxAlts     = 64      // values one word or variable may take
+	maxDepth    = 100     // nesting of commands, functions, eval strings
+	maxNesting  = 1000    // brackets nested in the text
+	maxRounds   = 8       // fixpoint rounds over assignments
+	maxWork     = 8 << 20 // bytes of expanded words built in one scan (real scripts: < 200 KB)
+	maxSubst    = 8       // $(…) whose output is modelled, inside each other
+	maxEvalNest = 4       // sh -c / eval strings inside each other
 )
 
 // Scan reads one maintainer script. name is used in Escalate reasons
@@ -141,6 +143,12 @@ func Scan(name string, body []byte) Result {
 	case "sh", "bash":
 		if len(body) > maxBody {
 			s.escalate(fmt.Sprintf("%s: %d bytes is too large to parse", name, len(body)))
+			break
+		}
+		if d := nesting(body); d > maxNesting {
+			// the parser recurses per level: refuse before it does
+			s.escalate(fmt.Sprintf("%s: brackets nested %d deep: too deep to parse", name, d))
+			s.scanLiteral(body)
 			break
 		}
 		s.bash = kind == "bash"
@@ -197,6 +205,26 @@ func interpreter(body []byte) string {
 		return "bash"
 	}
 	return prog
+}
+
+// nesting is how deep ( and { nest in a text, quotes not considered: an
+// upper bound on what the parser will recurse through.
+func nesting(body []byte) int {
+	d, max := 0, 0
+	for _, c := range body {
+		switch c {
+		case '(', '{':
+			d++
+			if d > max {
+				max = d
+			}
+		case ')', '}':
+			if d > 0 {
+				d--
+			}
+		}
+	}
+	return max
 }
 
 // parse parses a shell script. Bash's grammar is tried first even for

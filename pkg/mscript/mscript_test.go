@@ -198,6 +198,10 @@ func TestScanBounded(t *testing.T) {
 	// deep nesting
 	b.WriteString(strings.Repeat("(", 300) + "true" + strings.Repeat(")", 300) + "\n")
 	b.WriteString(strings.Repeat("if true; then ", 200) + ":" + strings.Repeat("; fi", 200) + "\n")
+	deep := Scan("deep.postinst", []byte("#!/bin/sh\necho "+strings.Repeat("$(", 20000)+strings.Repeat(")", 20000)+"\n"))
+	if !strings.Contains(deep.Escalate, "too deep to parse") {
+		t.Errorf("Scan of 20000 nested $( = %+v, want an escalation before parsing", deep)
+	}
 	r := Scan("hostile.postinst", []byte(b.String()))
 	checkResult(t, "hostile", r)
 	if r.Escalate == "" {

@@ -10,9 +10,10 @@ import (
 // scanner holds one scan: the events the walk collects, the values the
 // fixpoint gives variables, and the result being built.
 type scanner struct {
-	name   string
-	bash   bool
-	braces int // brace expansions being expanded inside each other
+	name       string
+	bash       bool
+	braces     int // brace expansions being expanded inside each other
+	substDepth int // command substitutions being expanded inside each other
 
 	assigns []assignEv
 	cmds    []cmdEv
