@@ -320,6 +320,14 @@ func (s *scanner) command(cm cmdEv) {
 		}
 	}
 	names := s.fields(argWords[0], c)
+	if len(argWords) > 1 && (len(names) < len(s.expand(argWords[0], c, true)) || len(names) == 0 || isWrapper(names)) {
+		// "$SUDO rm -f x" with SUDO empty, or a wrapper in a variable:
+		// the next word may be the command.
+		s.command(cmdEv{call: &syntax.CallExpr{Args: argWords[1:]}, ctx: c, stdin: cm.stdin})
+	}
+	if len(names) == 0 {
+		return
+	}
 	if len(names) != 1 || hasMark(names[0]) {
 		if !mayBeChanger(names) {
 			return // a hook from a package's directory (for h in /usr/share/x/*.rtupdate; do $h)
@@ -540,6 +548,17 @@ func (s *scanner) command(cm cmdEv) {
 	case "dpkg-maintscript-helper":
 		s.maintscriptHelper(ws, c, cm.call)
 	}
+}
+
+// isWrapper: the command runs the next words as a command.
+func isWrapper(names []string) bool {
+	for _, n := range names {
+		w := &syntax.Word{Parts: []syntax.WordPart{&syntax.Lit{Value: n}}}
+		if len(stripWrappers([]*syntax.Word{w, w})) != 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // mayBeChanger: a computed command name that may be one of the changers,
@@ -812,7 +831,8 @@ func (s *scanner) divert(ws []word, c *ctx, n syntax.Node) {
 	if a.has("--list", "--listpackage", "--truename", "--help", "--version") || a.has("--test") || len(a.ops) == 0 {
 		return
 	}
-	d := Divert{Remove: a.has("--remove"), Rename: a.has("--rename") && !a.hasLast("--rename", "--no-rename")}
+	// --rename with --no-rename too: the move is assumed (it may happen)
+	d := Divert{Remove: a.has("--remove"), Rename: a.has("--rename")}
 	if p := a.value("--package"); len(p) > 0 && !a.has("--local") {
 		d.Package = p[len(p)-1]
 	}
@@ -853,12 +873,6 @@ func (s *scanner) divert(ws []word, c *ctx, n syntax.Node) {
 			}
 		}
 	}
-}
-
-// hasLast: the later of two opposite flags wins; parseArgs keeps no
-// order, so --no-rename anywhere after --rename is checked by count.
-func (a args) hasLast(yes, no string) bool {
-	return a.has(no) && !a.has(yes)
 }
 
 func containsDivert(l []Divert, d Divert) bool {

@@ -74,6 +74,8 @@ func TestScan(t *testing.T) {
 		{name: "cp into a directory", body: "#!/bin/sh\ncp /usr/share/x/a /usr/lib/dir/\nln -sf /usr/lib/t /usr/bin/l\n", paths: []string{"/usr/lib/dir", "/usr/lib/dir/a", "/usr/bin/l"}},
 		{name: "computed command", body: "#!/bin/sh\n$cmd /usr/lib/x\n", paths: []string{"/usr/lib/x"}},
 		{name: "computed command on a computed path escalates", body: "#!/bin/sh\n$cmd \"$v\"\n", escalate: "computed command"},
+		{name: "empty command word", body: "#!/bin/sh\nSUDO=\n$SUDO rm -rf \"$v\"\n", escalate: "rm changes"},
+		{name: "wrapper in a variable", body: "#!/bin/sh\nW=nice\n$W rm -rf /usr/lib/w/$v\n", prefixes: []string{"/usr/lib/w"}},
 		{name: "hook from a package directory", body: "#!/bin/sh\nfor h in /usr/share/python3/runtime.d/*.rtupdate; do $h rtupdate \"$v\"; done\n"},
 		{name: "echo and sed substitution", body: "#!/bin/sh\nfor v in vim71 vim72; do p=\"$(echo /usr/share/vim/@V@/doc | sed s/@V@/$v/)\"; rm -f \"$p/tags\"; done\n", paths: []string{"/usr/share/vim/vim71/doc/tags", "/usr/share/vim/vim72/doc/tags"}},
 		{name: "basename and dirname", body: "#!/bin/sh\nF=/usr/lib/x/y.so\nrm -f \"$(dirname $F)/z\" \"/usr/lib/q/$(basename $F)\"\n", paths: []string{"/usr/lib/x/z", "/usr/lib/q/y.so"}},
