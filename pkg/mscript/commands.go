@@ -389,7 +389,7 @@ func (s *scanner) command(cm cmdEv) {
 				s.changeTree(f, c, cm.call, what)
 			}
 		}
-		s.intoTargets(targets, srcs, c, cm.call, what)
+		s.intoTargets(targets, srcs, true, c, cm.call, what)
 	case "cp", "ln", "install":
 		a := parseArgs(ws, "tSmogb", "--target-directory", "--suffix", "--mode", "--owner", "--group")
 		if cmd == "install" && a.has("-d", "--directory") {
@@ -404,7 +404,7 @@ func (s *scanner) command(cm cmdEv) {
 			}
 			targets, srcs = a.ops[len(a.ops)-1], a.ops[:len(a.ops)-1]
 		}
-		s.intoTargets(targets, srcs, c, cm.call, what)
+		s.intoTargets(targets, srcs, a.has("-r", "-R", "-a", "--recursive", "--archive"), c, cm.call, what)
 	case "chmod", "chown", "chgrp":
 		var rest []word
 		for _, w := range ws {
@@ -603,15 +603,21 @@ func mayBeChanger(names []string) bool {
 
 // intoTargets: a target that is a directory receives each source's
 // name.
-func (s *scanner) intoTargets(targets []string, srcs []word, c *ctx, n syntax.Node, what string) {
+// A recursive copy (cp -r, mv of a directory) changes everything under
+// them.
+func (s *scanner) intoTargets(targets []string, srcs []word, recursive bool, c *ctx, n syntax.Node, what string) {
+	chg := s.change
+	if recursive {
+		chg = s.changeTree
+	}
 	for _, t := range targets {
-		s.change(t, c, n, what)
+		chg(t, c, n, what)
 		if hasMark(t) && !strings.Contains(t, "/") {
 			continue // a computed name in the working directory (see change)
 		}
 		for _, src := range srcs {
 			for _, f := range src {
-				s.change(strings.TrimSuffix(t, "/")+"/"+baseOf(f), c, n, what)
+				chg(strings.TrimSuffix(t, "/")+"/"+baseOf(f), c, n, what)
 			}
 		}
 	}

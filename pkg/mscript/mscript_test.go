@@ -72,6 +72,7 @@ func TestScan(t *testing.T) {
 		{name: "sed -i", body: "#!/bin/sh\nsed -i 's/a/b/' /usr/share/x/file\nsed -i -e 's/a/b/' \"$DPKG_ROOT/usr/share/x/g\"\n", paths: []string{"/usr/share/x/file", "/usr/share/x/g"}},
 		{name: "sed -i on a computed file escalates", body: "#!/bin/sh\nsed -i 's/a/b/' \"$f\"\n", escalate: "sed changes"},
 		{name: "cp into a directory", body: "#!/bin/sh\ncp /usr/share/x/a /usr/lib/dir/\nln -sf /usr/lib/t /usr/bin/l\n", paths: []string{"/usr/lib/dir", "/usr/lib/dir/a", "/usr/bin/l"}},
+		{name: "recursive copy", body: "#!/bin/sh\ncp -a /usr/share/x/tree /usr/lib/y/\n", prefixes: []string{"/usr/lib/y/tree"}},
 		{name: "computed command", body: "#!/bin/sh\n$cmd /usr/lib/x\n", paths: []string{"/usr/lib/x"}},
 		{name: "computed command on a computed path escalates", body: "#!/bin/sh\n$cmd \"$v\"\n", escalate: "computed command"},
 		{name: "empty command word", body: "#!/bin/sh\nSUDO=\n$SUDO rm -rf \"$v\"\n", escalate: "rm changes"},
