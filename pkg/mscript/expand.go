@@ -587,28 +587,34 @@ type wordVar struct {
 // wordVars are the distinct variables a word expands with more than one
 // value, and the number of their combinations.
 func (s *scanner) wordVars(w *syntax.Word, c *ctx) ([]wordVar, int) {
+	names, ok := s.wordNames[w]
+	if !ok {
+		syntax.Walk(w, func(n syntax.Node) bool {
+			switch x := n.(type) {
+			case *syntax.CmdSubst, *syntax.ProcSubst:
+				return false // expanded on their own
+			case *syntax.ParamExp:
+				if x.Param != nil && isName(x.Param.Value) && !contains(names, x.Param.Value) {
+					names = append(names, x.Param.Value)
+				}
+			}
+			return true
+		})
+		if s.wordNames == nil {
+			s.wordNames = map[*syntax.Word][]string{}
+		}
+		s.wordNames[w] = names
+	}
 	var out []wordVar
 	combos := 1
-	syntax.Walk(w, func(n syntax.Node) bool {
-		switch n.(type) {
-		case *syntax.CmdSubst, *syntax.ProcSubst:
-			return false // expanded on their own
-		}
-		pe, ok := n.(*syntax.ParamExp)
-		if !ok || pe.Param == nil || !isName(pe.Param.Value) || combos > maxAlts {
-			return combos <= maxAlts
-		}
-		for _, v := range out {
-			if v.name == pe.Param.Value {
-				return true
+	for _, n := range names {
+		if vals := s.lookup(n, c); len(vals) > 1 {
+			out = append(out, wordVar{n, vals})
+			if combos *= len(vals); combos > maxAlts {
+				return nil, combos
 			}
 		}
-		if vals := s.lookup(pe.Param.Value, c); len(vals) > 1 {
-			out = append(out, wordVar{pe.Param.Value, vals})
-			combos *= len(vals)
-		}
-		return true
-	})
+	}
 	return out, combos
 }
 

@@ -24,8 +24,9 @@ type scanner struct {
 	topSet  bool
 
 	vars        map[string]*valSet
-	fieldCache  map[fieldKey][]string // once solved
-	bound       map[string]string     // variables with one value while a word expands
+	fieldCache  map[fieldKey][]string     // once solved
+	bound       map[string]string         // variables with one value while a word expands
+	wordNames   map[*syntax.Word][]string // the variables each word names
 	work        int
 	computedCmd bool // a command name is computed: it may call any function
 	solving     bool // lookups of what has no value yet give nothing, not unknown
