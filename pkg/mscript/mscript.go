@@ -65,6 +65,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"mvdan.cc/sh/v3/syntax"
 )
@@ -227,18 +228,28 @@ func nesting(body []byte) int {
 	return max
 }
 
+// Parsers are reused: each holds buffers worth keeping across scans.
+var (
+	bashParsers  = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangBash)) }}
+	posixParsers = sync.Pool{New: func() any { return syntax.NewParser(syntax.Variant(syntax.LangPOSIX)) }}
+)
+
 // parse parses a shell script. Bash's grammar is tried first even for
 // /bin/sh scripts: it is a superset for what maintainer scripts use and
 // gives local/export/readonly as declarations; POSIX is the fallback.
 func parse(body []byte, bash bool) (*syntax.File, error) {
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(bytes.NewReader(body), "")
+	bp := bashParsers.Get().(*syntax.Parser)
+	f, err := bp.Parse(bytes.NewReader(body), "")
+	bashParsers.Put(bp)
 	if err == nil {
 		return f, nil
 	}
 	if bash {
 		return nil, err
 	}
-	f, err2 := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(bytes.NewReader(body), "")
+	pp := posixParsers.Get().(*syntax.Parser)
+	f, err2 := pp.Parse(bytes.NewReader(body), "")
+	posixParsers.Put(pp)
 	if err2 != nil {
 		return nil, err2
 	}
