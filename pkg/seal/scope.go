@@ -13,6 +13,7 @@ import (
 
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/mscript"
 )
 
 // scope is what a request touches.
@@ -136,10 +137,10 @@ func (s *System) scope(req Request) (*scope, error) {
 	}
 	// Maintainer scripts: of the new archives and of the installed
 	// packages involved.
-	var scans []ScriptScan
+	var scans []mscript.Result
 	for _, d := range sc.debs {
 		for _, name := range sortedScriptNames(d.Scripts) {
-			scans = append(scans, ScanScript(d.Package+"."+name, d.Scripts[name]))
+			scans = append(scans, mscript.Scan(d.Package+"."+name, d.Scripts[name]))
 		}
 	}
 	scanned := map[string]bool{}
@@ -155,7 +156,7 @@ func (s *System) scope(req Request) (*scope, error) {
 					return err
 				}
 				if b != nil {
-					scans = append(scans, ScanScript(p.ID()+"."+kind, b))
+					scans = append(scans, mscript.Scan(p.ID()+"."+kind, b))
 				}
 			}
 		}
@@ -175,17 +176,108 @@ func (s *System) scope(req Request) (*scope, error) {
 			return nil, err
 		}
 	}
-	div, err := s.DB.Diversions()
-	if err != nil {
+	if err := s.addScriptTargets(sc, scans); err != nil {
 		return nil, err
 	}
+	return sc, nil
+}
+
+// addScriptTargets adds what the maintainer scripts may change: the paths
+// they name (and the other end of each diversion among them), the files
+// under the directories and patterns where they change computed names,
+// and the packages from whose file lists they compute names. Only what
+// sealed packages own among them is ever unlocked (namedTargets).
+func (s *System) addScriptTargets(sc *scope, scans []mscript.Result) error {
+	div, err := s.DB.Diversions()
+	if err != nil {
+		return err
+	}
+	var patterns []string
 	for _, scn := range scans {
 		if scn.Escalate != "" {
 			sc.escalate(scn.Escalate)
 		}
-		sc.paths = append(sc.paths, withDiversions(scn.Paths, div)...)
+		named := append([]string(nil), scn.Paths...)
+		named = append(named, scn.Statoverrides...)
+		named = append(named, scn.Truenames...)
+		for _, d := range scn.Diverts {
+			named = append(named, d.From)
+			if d.To != "" {
+				named = append(named, d.To)
+			}
+		}
+		sc.paths = append(sc.paths, withDiversions(named, div)...)
+		for _, name := range scn.Packages {
+			for _, p := range s.DB.Lookup(name) {
+				if p.HasFiles() {
+					sc.others[p.ID()] = p
+				}
+			}
+		}
+		patterns = append(patterns, scn.Prefixes...)
+		for _, g := range scn.Globs {
+			patterns = append(patterns, "glob:"+g)
+		}
 	}
-	return sc, nil
+	if len(patterns) > 0 && !sc.all {
+		under, err := s.listedMatching(patterns)
+		if err != nil {
+			return err
+		}
+		sc.paths = append(sc.paths, withDiversions(under, div)...)
+	}
+	return nil
+}
+
+// listedMatching returns the paths installed packages list under the
+// given directories, or matching "glob:" patterns, under every
+// merged-/usr alias of them. It reads every list, so it runs only for
+// scripts that change computed names under a directory.
+func (s *System) listedMatching(patterns []string) ([]string, error) {
+	c := newCanon(s.FS)
+	var prefixes, globs []string
+	for _, p := range patterns {
+		if g, ok := strings.CutPrefix(p, "glob:"); ok {
+			dir, base := path.Split(g)
+			for _, a := range c.aliases(strings.TrimSuffix(dir, "/")) {
+				globs = append(globs, path.Join(a, base))
+			}
+			continue
+		}
+		for _, a := range c.aliases(p) {
+			prefixes = append(prefixes, strings.TrimSuffix(a, "/")+"/")
+		}
+	}
+	var out []string
+	for _, p := range s.DB.Packages {
+		if !p.HasFiles() {
+			continue
+		}
+		files, err := s.DB.Files(p)
+		if err != nil {
+			continue // a missing or bad list: Plan reports it for its own packages
+		}
+		for _, f := range files {
+			if matchesAny(f, prefixes, globs) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out, nil
+}
+
+func matchesAny(f string, prefixes, globs []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(f, p) {
+			return true
+		}
+	}
+	for _, g := range globs {
+		if ok, _ := path.Match(g, f); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // withDiversions adds, for each path a script names, the other end of
@@ -218,7 +310,7 @@ func sortedScriptNames(m map[string][]byte) []string {
 // activates: file triggers matched by the new archives' files and the
 // involved packages' files, explicit triggers activated by archives,
 // installed packages and scripts.
-func (s *System) addTriggered(sc *scope, scans []ScriptScan) error {
+func (s *System) addTriggered(sc *scope, scans []mscript.Result) error {
 	in, err := s.DB.Triggers()
 	if err != nil {
 		return err

@@ -30,7 +30,7 @@ func TestScope(t *testing.T) {
 		"/d/a.deb":     {Package: "a", Version: "2", Arch: "all", Paths: []string{"/usr/bin/a"}},
 		"/d/multi.deb": {Package: "multi", Version: "2", Arch: "amd64", MultiArch: "same"},
 		"/d/divert.deb": {Package: "dv", Version: "1", Arch: "all", Scripts: map[string][]byte{
-			"preinst": []byte("#!/bin/sh\ndpkg-divert --rename --divert \"$(mktemp)\" /usr/bin/a\n")}},
+			"preinst": []byte("#!/bin/sh\ndpkg-divert --rename --divert \"$(cat /etc/where)\" /usr/bin/a\n")}},
 	}
 	for _, tt := range []struct {
 		name          string

@@ -407,7 +407,7 @@ func TestBeginRecordsFilesOtherRunsUnlocked(t *testing.T) {
 	s.Alive = func(p Process) bool { return p == a || p == b }
 	s.ReadDeb = func(p string) (*DebInfo, error) {
 		return &DebInfo{Path: p, Package: "b", Version: "2", Arch: "all",
-			Scripts: map[string][]byte{"postinst": []byte("#!/bin/sh\nrm -f /usr/bin/rm.old\n/usr/bin/rm -f /tmp/x\n")}}, nil
+			Scripts: map[string][]byte{"postinst": []byte("#!/bin/sh\nchmod 755 /usr/bin/rm\n")}}, nil
 	}
 	ctx := context.Background()
 	ra, err := s.Begin(ctx, Request{Configure: []string{"coreutils"}}, a)
@@ -437,4 +437,58 @@ func slicesContains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// Maintainer scripts that change another sealed package's files through
+// variables, computed names under a directory, or that package's own
+// file list: the files are unlocked for the run (issue 13, item 6).
+func TestBeginScriptsThroughVariables(t *testing.T) {
+	for _, tt := range []struct {
+		name, script string
+		unlocked     []string // of other's files; the rest stay locked
+	}{
+		{"DPKG_ROOT", "echo x > \"$DPKG_ROOT/usr/bin/x\"\n", []string{"/usr/bin/x"}},
+		{"variable and append", "F=/usr/lib/other/x\necho >> \"$F\"\n", []string{"/usr/lib/other/x"}},
+		{"variable directory", "D=/usr/lib/other\nrm $D/f\n", []string{"/usr/lib/other/f"}},
+		{"for list", "for f in /usr/bin/x /usr/lib/other/f; do rm -f \"$f\"; done\n", []string{"/usr/bin/x", "/usr/lib/other/f"}},
+		{"computed name under a directory", "rm -rf /usr/lib/other/$v\n", []string{"/usr/lib/other/f", "/usr/lib/other/x"}},
+		{"computed name, merged-/usr alias", "rm -rf /lib/other/$v\n", []string{"/usr/lib/other/f", "/usr/lib/other/x"}},
+		{"another package's list", "dpkg -L other | grep '\\.so$' | while read f; do rm -f \"$f\"; done\n", []string{"/usr/bin/x", "/usr/lib/other/f", "/usr/lib/other/x"}},
+		{"reads only", "grep -q foo /usr/bin/x && echo found\n", []string{"/usr/bin/x"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			files := []string{"/usr/bin/x", "/usr/lib/other/f", "/usr/lib/other/x"}
+			w := newWorld(t, []fakePkg{
+				{name: "p", files: []string{"/usr", "/usr/bin", "/usr/bin/p"}},
+				{name: "other", files: append([]string{"/usr", "/usr/bin", "/usr/lib", "/usr/lib/other"}, files...)},
+			}, "", func(f *fakeFS) {
+				f.file("/usr/bin/p", "p").flags = 0x10
+				for _, p := range files {
+					f.file(p, p).flags = 0x10
+				}
+				f.dirLinks["/lib"] = "/usr/lib"
+			}, nil)
+			s := w.sealedSystem(t)
+			s.ReadDeb = func(p string) (*DebInfo, error) {
+				return &DebInfo{Path: p, Package: "p", Version: "2", Arch: "all",
+					Scripts: map[string][]byte{"postinst": []byte("#!/bin/sh\nset -e\n" + tt.script)}}, nil
+			}
+			rep, err := s.Begin(context.Background(), Request{Debs: []string{"/d/p_2_all.deb"}}, Process{Pid: 4, Via: "wrapper"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.All {
+				t.Fatalf("escalated to everything: %s", rep.Reason)
+			}
+			want := map[string]bool{}
+			for _, p := range tt.unlocked {
+				want[p] = true
+			}
+			for _, p := range files {
+				if locked(w, p) == want[p] {
+					t.Errorf("%s: locked = %v, want %v", p, locked(w, p), !want[p])
+				}
+			}
+		})
+	}
 }
