@@ -244,6 +244,7 @@ var sealedStates = []struct {
 	{"sealed packages", map[string]string{"sealed": "Sealed: packages\nPackages: a b\n"}, true},
 	{"journal only", map[string]string{"journal/dpkg-hook.123.json": "{}\n"}, true},
 	{"sealed none, journal left", map[string]string{"sealed": "Sealed: none\n", "journal/wrapper.9.json": "{}\n"}, true},
+	{"a crashed journal write's temporary file only", map[string]string{"sealed": "Sealed: none\n", "journal/.wrapper.9.json.tmp-123": "{"}, false},
 }
 
 // stateRoot makes a root holding one of sealedStates.

@@ -181,3 +181,33 @@ func writeHardLinkDeb(t *testing.T, path, name, linkname string) {
 		t.Fatal(err)
 	}
 }
+
+// A hard link between two packages' paths is not foreign, even when only
+// one of the packages is locked, listed or audited: the other package's
+// path is counted too.
+func TestCrossPackageHardLinkIsNotForeign(t *testing.T) {
+	s := testutil.NewSandbox(t)
+	s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"), testutil.Deb(t, "dstest-override_1.0_all"))
+	const a, b = "/usr/share/doc/dstest-base/copyright", "/usr/share/doc/dstest-override/copyright"
+	if err := os.Remove(s.Path(b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(s.Path(a), s.Path(b)); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := debseal(t, "--root", s.Root, "lock", "dstest-base")
+	if code != 0 || strings.Contains(out, "foreign-link") {
+		t.Fatalf("lock dstest-base: exit %d\n%s%s", code, out, errs)
+	}
+	if !testutil.IsImmutable(t, s.Path(a)) {
+		t.Errorf("%s (also %s) was not locked", a, b)
+	}
+	out, _, _ = debseal(t, "--root", s.Root, "status", "dstest-base")
+	if strings.Contains(out, "foreign-link") {
+		t.Errorf("status dstest-base reports a foreign link:\n%s", out)
+	}
+	out, _, _ = debseal(t, "--root", s.Root, "audit", "--no-cache", "dstest-base")
+	if strings.Contains(out, "foreign-link") {
+		t.Errorf("audit dstest-base reports a foreign link:\n%s", out)
+	}
+}

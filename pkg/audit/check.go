@@ -528,8 +528,8 @@ func (t *lockTable) findings() []Finding {
 			// Never locked (pkg/seal's planner): the extra link may be a
 			// file outside the root.
 			f := base
-			f.Kind, f.Expected = ForeignLink, fmt.Sprintf("%d links reached by package paths", e.links())
-			f.Actual = fmt.Sprintf("%d links (a hard link no package owns, maybe outside the root)", e.nlink)
+			f.Kind, f.Expected = ForeignLink, fmt.Sprintf("link count %d (the package paths that reach it)", e.links())
+			f.Actual = fmt.Sprintf("%d (a hard link no package owns, maybe outside the root: never locked)", e.nlink)
 			if e.imm {
 				f.Actual += ", immutable"
 			}
