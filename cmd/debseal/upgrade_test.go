@@ -225,6 +225,11 @@ func checkUpgradeLocks(t *testing.T, c *testutil.Chroot) {
 		}
 		sort.Strings(pk)
 		t.Errorf("B: %d of %d package files not immutable, by package: %s\n  %s", len(unlocked), len(want), strings.Join(pk, " "), testutil.Head(unlocked, 20))
+		var all []string
+		for _, p := range unlocked {
+			all = append(all, p+" "+owner[p])
+		}
+		keepLog(t, "B", "unlocked", strings.Join(all, "\n")+"\n")
 	}
 	var lockedConf []string
 	for _, p := range conffiles {
@@ -290,8 +295,15 @@ func lines(s string) []string {
 	return out
 }
 
+// tail is the last n lines of apt's output, without dpkg's "(Reading
+// database ..." progress lines.
 func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var l []string
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if !strings.HasPrefix(line, "(Reading database") {
+			l = append(l, line)
+		}
+	}
 	if len(l) > n {
 		l = append([]string{fmt.Sprintf("[… %d lines]", len(l)-n)}, l[len(l)-n:]...)
 	}
