@@ -5,6 +5,8 @@
 #   scripts/upgrade-chroot.sh debs      print the trixie cache directory, building it (and the
 #                                       tarball) if absent; it holds archives/*.deb and lists/
 #   scripts/upgrade-chroot.sh key       print the key the two are named by
+#   scripts/upgrade-chroot.sh flags     print the apt-get flags of the upgrade (the test and
+#                                       the benchmark use them too)
 #
 # The tarball is scripts/chroot.sh's bookworm minbase with i386 added and
 # $PACKAGES installed (apt's defaults, so Recommends too): about 300

@@ -59,8 +59,10 @@ func TestUpgradeBookwormToTrixie(t *testing.T) {
 	}
 	// Unowned files are looked for where packages install.
 	tops := []string{"/usr", "/etc", "/opt", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+	phase := time.Now()
 	a := &side{name: "A (no debseal)", c: testutil.NewBookwormChroot(t)}
 	b := &side{name: "B (debseal dpkg-hooks)", c: testutil.NewBookwormChroot(t)}
+	t.Logf("two bookworm chroots extracted in %s", time.Since(phase).Round(time.Second))
 
 	// B: debseal installed and run inside the chroot, as an admin would.
 	bin, err := os.ReadFile(testutil.Binary(t))
@@ -114,6 +116,9 @@ func TestUpgradeBookwormToTrixie(t *testing.T) {
 	}
 	report = append(report, timingRow("total", tw[0], tc[0], tw[1], tc[1]))
 	t.Logf("upgrade times (cpu = user+sys of the apt process tree):\n%s", strings.Join(report, "\n"))
+
+	phase = time.Now()
+	defer func() { t.Logf("checks took %s", time.Since(phase).Round(time.Second)) }()
 
 	// Same exit codes, and the plain upgrade must work, or nothing is compared.
 	for i, st := range steps {
