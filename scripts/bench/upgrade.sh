@@ -74,13 +74,14 @@ run() {
 }
 
 declare -A wall cpu exits
+status=0
 for mode in none $modes; do
 	prepare "$work/$mode" "$mode"
 	read -r w c e1 e2 < <(run "$work/$mode" "$mode")
 	wall[$mode]=$w cpu[$mode]=$c exits[$mode]="$e1 $e2"
 	if [ "$e1 $e2" != "${exits[none]}" ]; then
 		echo "bench upgrade: $mode: apt exited $e1, $e2 (without debseal: ${exits[none]}); end of its output:" >&2
-		tail -n 20 "$work/$mode.log" >&2
+		grep -v '^(Reading database' "$work/$mode.log" | tail -n 20 >&2
 	fi
 done
 
@@ -88,6 +89,13 @@ echo "Debian 12 -> 13 upgrade ($(in_chroot "$work/none" dpkg-query -W | wc -l) p
 printf '| %-10s | %9s | %9s | %-9s | %7s | %7s |\n' mode wall cpu "apt exits" "wall×" "cpu×"
 printf '|%s|%s|%s|%s|%s|%s|\n' ------------ ----------- ----------- ----------- --------- ---------
 for mode in none $modes; do
+	# A failed upgrade stops early: its ratios would flatter debseal.
+	if [ "${exits[$mode]}" != "${exits[none]}" ]; then
+		printf '| %-10s | %8.1fs | %8.1fs | %-9s | %7s | %7s |\n' "$mode" "${wall[$mode]}" "${cpu[$mode]}" "${exits[$mode]}" "n/a" "n/a"
+		status=1
+		continue
+	fi
 	printf '| %-10s | %8.1fs | %8.1fs | %-9s | %7s | %7s |\n' "$mode" "${wall[$mode]}" "${cpu[$mode]}" "${exits[$mode]}" \
 		"$(awk "BEGIN{printf \"%.2fx\", ${wall[$mode]} / ${wall[none]}}")" "$(awk "BEGIN{printf \"%.2fx\", ${cpu[$mode]} / ${cpu[none]}}")"
 done
+exit $status
