@@ -35,6 +35,13 @@ func NewChroot(t testing.TB) *Chroot {
 	if out, err := exec.Command(script, "extract", dir).CombinedOutput(); err != nil {
 		t.Fatalf("chroot.sh extract: %v\n%s", err, out)
 	}
+	return prepareChroot(t, dir)
+}
+
+// prepareChroot mounts /proc and a private devpts in an extracted tree,
+// copies resolv.conf and installs a policy-rc.d that starts no service.
+func prepareChroot(t testing.TB, dir string) *Chroot {
+	t.Helper()
 	c := &Chroot{Dir: dir}
 	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 		os.Remove(c.Path("/etc/resolv.conf"))
