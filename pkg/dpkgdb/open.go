@@ -23,6 +23,10 @@ var ErrNotRegular = errors.New("not a regular file")
 func openRegular(path string) (*os.File, error) {
 	st, err := os.Stat(path)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			pe.Op = "open" // what the caller asked for
+		}
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
