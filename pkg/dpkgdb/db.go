@@ -60,6 +60,9 @@ func Open(admindir string) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkInstances(pkgs, statusPath); err != nil {
+			return nil, err
+		}
 	}
 	updates, err := db.readUpdates()
 	if err != nil {
@@ -70,6 +73,34 @@ func Open(admindir string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkInstances applies dpkg's rule for the instances of one package
+// name in the status file (parse_find_set_slot): at most one instance that
+// is not Multi-Arch: same, and never one of each kind, among those that are
+// not not-installed.
+func checkInstances(pkgs []*Package, file string) error {
+	type count struct{ single, multi int }
+	counts := map[string]*count{}
+	for _, p := range pkgs {
+		if p.State == StateNotInstalled {
+			continue
+		}
+		c := counts[p.Name]
+		if c == nil {
+			c = &count{}
+			counts[p.Name] = c
+		}
+		if p.MultiArch == "same" {
+			c.multi++
+		} else {
+			c.single++
+		}
+		if c.single > 1 || c.single > 0 && c.multi > 0 {
+			return &CorruptError{File: file, Line: p.line, Err: fmt.Errorf("package %s: several instances that cannot be installed together", p.Name)}
+		}
+	}
+	return nil
 }
 
 // readUpdates returns the stanzas of the updates/ journal in the order dpkg
