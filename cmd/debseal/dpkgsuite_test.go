@@ -257,6 +257,50 @@ func TestDpkgSuite(t *testing.T) {
 	if len(bitten) == 0 {
 		t.Errorf("control: every test passes with everything sealed and no debseal around dpkg: the locks did not bite")
 	}
+	t.Logf("control: %d of the %d tests that pass plain fail sealed without debseal: %s", len(bitten), len(plainPass), strings.Join(bitten, " "))
+
+	dpkgSuiteDivertRename(t, c)
+}
+
+// dpkgSuiteDivertScript installs the suite's pkg-files, then
+// pkg-divert-unpacking (its preinst diverts pkg-files' /test-file to
+// /test-file.diverted with --rename), seals, and purges the diverter
+// alone: its postrm's "dpkg-divert --remove --rename /test-file" moves
+// pkg-files' sealed file back. The suite's own test purges both packages
+// in one call, which never renames a sealed file.
+const dpkgSuiteDivertScript = `#!/bin/sh
+mode=$1 run=/root/div-$1
+export DEBSEAL_SUITE_MODE=$mode DEBSEAL_SUITE_RUN=$run DEBSEAL_SUITE_LOCKLOG=/root/div-$mode.lock.log
+export PATH=/root/suite-bin:/usr/sbin:/usr/bin:/sbin:/bin
+rm -rf "$run"; mkdir -p "$run/dpkginst" "$run/dpkgdb/info" "$run/dpkgdb/updates"
+d=/root/dpkg-tests/t-unpack-divert-nowarn
+o="--admindir=$run/dpkgdb --instdir=$run/dpkginst --force-script-chrootless --force-not-root --force-unsafe-io --no-debsig --log=/dev/null"
+dpkg $o -i $d/pkg-files.deb; echo "RC install $?"
+dpkg $o -i $d/pkg-divert-unpacking.deb; echo "RC divert $?"
+dpkg $o -P pkg-divert-unpacking; echo "RC purge $?"
+[ -f "$run/dpkginst/test-file" ] && echo "RESTORED"
+dpkg-divert --admindir="$run/dpkgdb" --list
+chattr -R -f -i "$run"; rm -rf "$run"
+`
+
+func dpkgSuiteDivertRename(t *testing.T, c *testutil.Chroot) {
+	if err := os.WriteFile(c.Path("/root/divert.sh"), []byte(dpkgSuiteDivertScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"plain", "wrapper", "hooks", "control"} {
+		out, code := c.Run(t, []string{"DEBSEAL_REAL_DPKG=/usr/bin/dpkg"}, "/root/divert.sh", mode)
+		if code != 0 {
+			t.Fatalf("divert.sh %s: exit %d\n%s", mode, code, out)
+		}
+		ok := strings.Contains(out, "RC install 0") && strings.Contains(out, "RC divert 0") &&
+			strings.Contains(out, "RC purge 0") && strings.Contains(out, "RESTORED") && !strings.Contains(out, "diversion of")
+		switch {
+		case mode == "control" && ok:
+			t.Errorf("divert --remove --rename, control: sealed without debseal and nothing failed:\n%s", out)
+		case mode != "control" && !ok:
+			t.Errorf("divert --remove --rename, %s: the purge of a package whose postrm renames a sealed file back failed:\n%s", mode, out)
+		}
+	}
 }
 
 // suiteSplit returns the names of the passed and failed tests, sorted.
