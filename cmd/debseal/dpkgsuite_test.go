@@ -40,7 +40,17 @@ import (
 // the failure seen. They are asserted only with DEBSEAL_ENGINE_FIXES=1
 // until the engine is fixed; the test logs them on every run, and says so
 // when one starts passing.
-var dpkgSuiteEngineKnown = map[string]string{}
+var dpkgSuiteEngineKnown = map[string]string{
+	// test-coinstall-diversions: pkg-ma-shared-diversion (Multi-Arch:
+	// same, amd64 and i386) diverts pkg-ma-diverted's /m-a/common-file
+	// with "dpkg-divert --add --rename"; purging the last instance runs
+	// its postrm "dpkg-divert --remove --rename /m-a/common-file" (no
+	// --divert), which moves the sealed /m-a/common-file.distrib back.
+	// Neither the wrapper nor the hooks unlock it: "dpkg-divert: error:
+	// unable to remove copied source file '.../m-a/common-file.distrib':
+	// Operation not permitted", postrm exit 2, the purge fails.
+	"t-multiarch": "postrm dpkg-divert --remove --rename of a shared M-A diversion: the sealed divert-to file is not unlocked",
+}
 
 // dpkgSuiteRunner runs the suite's tests one by one in one mode, each in
 // a fresh copy of the tests/ tree (so a failure cannot leak into the next
