@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -264,7 +263,7 @@ type inspectFileJSON struct {
 }
 
 func inspectRead(ctx context.Context, o inspectOpts, opt deb.Options, path string) (*inspectJSON, error) {
-	f, err := os.Open(path)
+	f, err := deb.OpenFile(path) // a FIFO or a device is refused, never read
 	if err != nil {
 		return nil, err
 	}

@@ -6,11 +6,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/debseal/debseal/pkg/deb"
 	"github.com/debseal/debseal/pkg/testutil"
@@ -218,5 +221,38 @@ func TestInspectLsMode(t *testing.T) {
 		if got := inspectLsMode(tt.typ, tt.mode); got != tt.want {
 			t.Errorf("inspectLsMode(%q, %q) = %q, want %q", tt.typ, tt.mode, got, tt.want)
 		}
+	}
+}
+
+// TestInspectRefusesFIFO: inspect of a FIFO (or of a .deb replaced by one)
+// fails at once with an error naming it instead of waiting for a writer,
+// with and without --files.
+func TestInspectRefusesFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "x.deb")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, files := range []bool{false, true} {
+		done := make(chan error, 1)
+		go func() {
+			done <- runInspect(context.Background(), inspectOpts{Files: files}, []string{fifo}, &bytes.Buffer{})
+		}()
+		select {
+		case err := <-done:
+			if !errors.Is(err, deb.ErrNotRegular) || !strings.Contains(err.Error(), fifo) || exitCode(err) != exitError {
+				t.Errorf("inspect(files=%v) FIFO = %v (exit %d), want deb.ErrNotRegular naming %s, exit %d", files, err, exitCode(err), fifo, exitError)
+			}
+		case <-time.After(5 * time.Second):
+			if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close() // unblock the reader
+			}
+			t.Fatalf("inspect(files=%v) of a FIFO blocked", files)
+		}
+	}
+	if _, err := deb.ReadInfoFile(fifo); !errors.Is(err, deb.ErrNotRegular) {
+		t.Errorf("ReadInfoFile(FIFO) = %v, want ErrNotRegular", err)
+	}
+	if err := deb.WalkDataFile(fifo, deb.Options{}, func(*deb.Entry) error { return nil }); !errors.Is(err, deb.ErrNotRegular) {
+		t.Errorf("WalkDataFile(FIFO) = %v, want ErrNotRegular", err)
 	}
 }

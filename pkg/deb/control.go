@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -23,7 +22,7 @@ func ReadInfo(r io.Reader, name string) (*Info, error) {
 
 // ReadInfoFile is ReadInfo on a file.
 func ReadInfoFile(path string) (*Info, error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/debseal/debseal/pkg/debfmt"
@@ -31,7 +30,7 @@ func WalkData(r io.Reader, name string, opt Options, fn func(e *Entry) error) er
 
 // WalkDataFile is WalkData on a file.
 func WalkDataFile(path string, opt Options, fn func(e *Entry) error) error {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return err
 	}
@@ -57,7 +56,7 @@ func Walk(r io.Reader, name string, opt Options, fn func(e *Entry) error) (*Info
 
 // WalkFile is Walk on a file.
 func WalkFile(path string, opt Options, fn func(e *Entry) error) (*Info, error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return nil, err
 	}

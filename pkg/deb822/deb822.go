@@ -104,6 +104,11 @@ type Reader struct {
 	err    error
 	limits Limits
 	only   map[string]bool // lower-case names of the fields to keep; nil: all
+
+	dpkg         bool   // dpkg's rules (Dpkg)
+	unterminated bool   // the last line read had no '\n'
+	seen         []byte // dpkg mode: the field names of this stanza, end to end
+	seenEnd      []int  // where each ends in seen
 }
 
 // Only makes the reader keep just the named fields (ASCII
@@ -182,12 +187,14 @@ func (r *Reader) readLine() (line []byte, eof bool, err error) {
 				return nil, true, nil
 			}
 			r.line++
+			r.unterminated = true
 			return chunk, false, nil // missing final newline
 		}
 		if err != nil {
 			return nil, false, fmt.Errorf("deb822: read %s: %w", r.fileName(), err)
 		}
 		r.line++
+		r.unterminated = false
 		return chunk[:len(chunk)-1], false, nil
 	}
 }
@@ -208,7 +215,13 @@ func (r *Reader) Next() (*Paragraph, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	p, err := r.next()
+	var p *Paragraph
+	var err error
+	if r.dpkg {
+		p, err = r.nextDpkg()
+	} else {
+		p, err = r.next()
+	}
 	if err != nil {
 		r.err = err
 	}

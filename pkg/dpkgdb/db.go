@@ -42,26 +42,65 @@ type DB struct {
 
 // Open reads the status database under admindir, applying pending entries
 // of the updates/ journal the way dpkg does when it next opens the
-// database.
+// database. A missing status file is an empty database, as it is for dpkg
+// (a fresh admindir has none until dpkg first writes it); any other
+// failure to read it is an error.
 func Open(admindir string) (*DB, error) {
 	db := &DB{Admindir: admindir, byName: map[string][]*Package{}}
 	statusPath := filepath.Join(admindir, "status")
-	f, err := os.Open(statusPath)
-	if err != nil {
+	var pkgs []*Package
+	f, err := openRegular(statusPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("dpkgdb: %w", err)
-	}
-	pkgs, err := ParseStatus(bufio.NewReaderSize(f, 256<<10), statusPath)
-	f.Close()
-	if err != nil {
-		return nil, err
+	default:
+		pkgs, err = ParseStatus(bufio.NewReaderSize(f, 256<<10), statusPath)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkInstances(pkgs, statusPath); err != nil {
+			return nil, err
+		}
 	}
 	updates, err := db.readUpdates()
 	if err != nil {
 		return nil, err
 	}
 	db.setPackages(append(pkgs, updates...))
-	db.infoFormat = readInfoFormat(admindir)
+	if db.infoFormat, err = readInfoFormat(admindir); err != nil {
+		return nil, err
+	}
 	return db, nil
+}
+
+// checkInstances applies dpkg's rule for the instances of one package
+// name in the status file (parse_find_set_slot): at most one instance that
+// is not Multi-Arch: same, and never one of each kind, among those that are
+// not not-installed.
+func checkInstances(pkgs []*Package, file string) error {
+	type count struct{ single, multi int }
+	counts := map[string]*count{}
+	for _, p := range pkgs {
+		if p.State == StateNotInstalled {
+			continue
+		}
+		c := counts[p.Name]
+		if c == nil {
+			c = &count{}
+			counts[p.Name] = c
+		}
+		if p.MultiArch == "same" {
+			c.multi++
+		} else {
+			c.single++
+		}
+		if c.single > 1 || c.single > 0 && c.multi > 0 {
+			return &CorruptError{File: file, Line: p.line, Err: fmt.Errorf("package %s: several instances that cannot be installed together", p.Name)}
+		}
+	}
+	return nil
 }
 
 // readUpdates returns the stanzas of the updates/ journal in the order dpkg
@@ -86,7 +125,7 @@ func (db *DB) readUpdates() ([]*Package, error) {
 	var out []*Package
 	for _, n := range names {
 		p := filepath.Join(dir, n)
-		f, err := os.Open(p)
+		f, err := openRegular(p)
 		if err != nil {
 			return nil, fmt.Errorf("dpkgdb: %w", err)
 		}
@@ -114,15 +153,20 @@ func isJournalName(n string) bool {
 	return true
 }
 
-func readInfoFormat(admindir string) int {
-	b, err := os.ReadFile(filepath.Join(admindir, "info", "format"))
+// readInfoFormat reads info/format: 1 for the multiarch layout, 0 when
+// the file is absent (the legacy layout).
+func readInfoFormat(admindir string) (int, error) {
+	b, err := readRegular(filepath.Join(admindir, "info", "format"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("dpkgdb: %w", err)
 	}
 	if strings.TrimSpace(string(b)) == "1" {
-		return 1
+		return 1, nil
 	}
-	return 0
+	return 0, nil
 }
 
 // setPackages indexes pkgs; a later stanza for the same name and
@@ -213,7 +257,7 @@ func (db *DB) Files(p *Package) ([]string, error) {
 		return nil, nil
 	}
 	path := db.InfoPath(p, "list")
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if errors.Is(err, fs.ErrNotExist) && (p.State == StateConfigFiles || p.State == StateHalfInstalled) {
 		// dpkg removes the list of packages left with conffiles only
 		// (sometimes), and a package whose unpack was cut short before
@@ -272,7 +316,7 @@ func (db *DB) listing(p *Package, want map[string]bool, buf []byte) ([]string, [
 	if !p.HasFiles() {
 		return nil, buf
 	}
-	f, err := os.Open(db.InfoPath(p, "list"))
+	f, err := openRegular(db.InfoPath(p, "list"))
 	if err != nil {
 		return nil, buf
 	}
@@ -357,7 +401,7 @@ func ParseList(r io.Reader, name string) ([]string, error) {
 // are returned, not fatal: an audit reports them and goes on.
 func (db *DB) MD5Sums(p *Package) (sums map[string][16]byte, bad []error, err error) {
 	path := db.InfoPath(p, "md5sums")
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string][16]byte{}, nil, nil
 	}
@@ -379,7 +423,7 @@ func (db *DB) MD5Sums(p *Package) (sums map[string][16]byte, bad []error, err er
 // ReadInfo returns the contents of an info file (a maintainer script, the
 // triggers file…), or nil if the package has none.
 func (db *DB) ReadInfo(p *Package, kind string) ([]byte, error) {
-	b, err := os.ReadFile(db.InfoPath(p, kind))
+	b, err := readRegular(db.InfoPath(p, kind))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -393,7 +437,7 @@ func (db *DB) ReadInfo(p *Package, kind string) ([]byte, error) {
 func (db *DB) Diversions() (*Diversions, error) {
 	db.divOnce.Do(func() {
 		path := filepath.Join(db.Admindir, "diversions")
-		f, err := os.Open(path)
+		f, err := openRegular(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			db.div = &Diversions{}
 			return
@@ -411,7 +455,7 @@ func (db *DB) Diversions() (*Diversions, error) {
 // StatOverrides reads the statoverride database.
 func (db *DB) StatOverrides() (map[string]StatOverride, error) {
 	path := filepath.Join(db.Admindir, "statoverride")
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]StatOverride{}, nil
 	}

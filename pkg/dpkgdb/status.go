@@ -73,6 +73,7 @@ type Package struct {
 	Breaks       string
 	Provides     string
 	sameInstance bool // another instance with the same name exists
+	line         int  // where its stanza starts
 }
 
 // ID is the name dpkg prints for the package: "name" or, for Multi-Arch:
@@ -96,12 +97,17 @@ func (p *Package) HasFiles() bool {
 	return p.State >= StateConfigFiles
 }
 
-// ParseStatus reads a status file (or an updates/ journal entry). Every
-// stanza must name its package and have a valid Status field; anything else
-// is an error naming the file and line, because a caller that locks files
-// must not act on a half-understood database.
+// ParseStatus reads a status file (or an updates/ journal entry) with
+// dpkg's own rules (deb822's Dpkg mode, and the field checks of dpkg's
+// lib/dpkg/fields.c and parse.c that decide whether dpkg-query accepts the
+// file): what dpkg rejects is an error naming the file and line, because
+// a caller that locks files must not act on a database dpkg itself would
+// refuse; what dpkg accepts is accepted, or debseal would stop package
+// management dpkg can do. Not checked: the syntax of relationship fields
+// (Depends…) and of versions, which dpkg also checks.
 func ParseStatus(r io.Reader, name string) ([]*Package, error) {
 	dr := deb822.NewReader(r, name)
+	dr.Dpkg()
 	dr.Only(statusFields...)
 	var pkgs []*Package
 	for {
@@ -116,6 +122,7 @@ func ParseStatus(r io.Reader, name string) ([]*Package, error) {
 		if err != nil {
 			return nil, &CorruptError{File: name, Line: para.Line, Err: err}
 		}
+		p.line = para.Line
 		pkgs = append(pkgs, p)
 	}
 }
@@ -147,15 +154,25 @@ var statusFields = []string{"Package", "Architecture", "Multi-Arch", "Version", 
 
 func packageFrom(para *deb822.Paragraph) (*Package, error) {
 	p := &Package{}
-	p.Name = para.Value("Package")
-	if p.Name == "" {
+	name, ok := para.Get("Package")
+	if !ok {
 		return nil, errors.New("stanza without a Package field")
 	}
-	if strings.ContainsAny(p.Name, " \t/:") {
-		return nil, fmt.Errorf("invalid package name %q", p.Name)
+	if err := validName(name); err != nil {
+		return nil, err
 	}
+	p.Name = strings.ToLower(name) // as dpkg stores it
 	p.Arch = para.Value("Architecture")
 	p.MultiArch = para.Value("Multi-Arch")
+	switch strings.ToLower(p.MultiArch) {
+	case "", "no", "same", "foreign", "allowed":
+		p.MultiArch = strings.ToLower(p.MultiArch)
+		if p.MultiArch == "no" {
+			p.MultiArch = ""
+		}
+	default:
+		return nil, fmt.Errorf("package %s: field Multi-Arch has invalid value %q", p.Name, p.MultiArch)
+	}
 	p.Version = para.Value("Version")
 	st, ok := para.Get("Status")
 	if !ok {
@@ -164,8 +181,13 @@ func packageFrom(para *deb822.Paragraph) (*Package, error) {
 	if err := p.parseStatus(st); err != nil {
 		return nil, fmt.Errorf("package %s: %w", p.Name, err)
 	}
-	p.Essential = para.Value("Essential") == "yes"
-	p.Protected = para.Value("Protected") == "yes"
+	var err error
+	if p.Essential, err = boolField(para, "Essential"); err != nil {
+		return nil, fmt.Errorf("package %s: %w", p.Name, err)
+	}
+	if p.Protected, err = boolField(para, "Protected"); err != nil {
+		return nil, fmt.Errorf("package %s: %w", p.Name, err)
+	}
 	p.ConfigVer = para.Value("Config-Version")
 	p.Replaces = para.Value("Replaces")
 	p.Conflicts = para.Value("Conflicts")
@@ -180,7 +202,75 @@ func packageFrom(para *deb822.Paragraph) (*Package, error) {
 		}
 		p.Conffiles = cf
 	}
+	if err := p.verify(para); err != nil {
+		return nil, fmt.Errorf("package %s: %w", p.Name, err)
+	}
 	return p, nil
+}
+
+// verify applies dpkg's consistency checks on one status record
+// (pkg_parse_verify), those that are errors for dpkg.
+func (p *Package) verify(para *deb822.Paragraph) error {
+	if p.State != StateNotInstalled && p.State != StateHalfInstalled && p.Version == "" {
+		if _, ok := para.Get("Version"); !ok {
+			return fmt.Errorf("state %s without a Version field", p.State)
+		}
+	}
+	if p.MultiArch == "same" && (p.Arch == "" || p.Arch == "all") {
+		return fmt.Errorf("Multi-Arch: same with architecture %q", p.Arch)
+	}
+	if _, ok := para.Get("Config-Version"); ok &&
+		(p.State == StateInstalled || p.State == StateNotInstalled || p.State == StateTriggersPending) {
+		return fmt.Errorf("Config-Version field in state %s", p.State)
+	}
+	switch {
+	case len(p.TrigAwaited) > 0 && (p.State <= StateConfigFiles || p.State >= StateTriggersPending):
+		return fmt.Errorf("state %s but triggers are awaited", p.State)
+	case len(p.TrigAwaited) == 0 && p.State == StateTriggersAwaited:
+		return fmt.Errorf("state %s but no triggers awaited", p.State)
+	case len(p.TrigPending) > 0 && p.State != StateTriggersPending && p.State != StateTriggersAwaited:
+		return fmt.Errorf("state %s but triggers are pending", p.State)
+	case len(p.TrigPending) == 0 && p.State == StateTriggersPending:
+		return fmt.Errorf("state %s but no triggers pending", p.State)
+	}
+	if p.State == StateNotInstalled {
+		p.Conffiles = nil // dpkg forgets them, with a warning
+	}
+	return nil
+}
+
+// validName is dpkg's rule for package names: an alphanumeric first
+// character, then letters, digits and "-+._" (either case: dpkg lowers it).
+func validName(n string) error {
+	if n == "" {
+		return errors.New("empty package name")
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Errorf("invalid package name %q: must start with a letter or digit", n)
+		}
+		if !alnum && !strings.ContainsRune("-+._", rune(c)) {
+			return fmt.Errorf("invalid package name %q: character %q not allowed", n, c)
+		}
+	}
+	return nil
+}
+
+// boolField reads a yes/no field; anything else is an error, as for dpkg.
+func boolField(para *deb822.Paragraph, name string) (bool, error) {
+	v, ok := para.Get(name)
+	if !ok {
+		return false, nil
+	}
+	switch strings.ToLower(v) {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("field %s has invalid value %q (want yes or no)", name, v)
 }
 
 func (p *Package) parseStatus(v string) error {
@@ -193,7 +283,7 @@ func (p *Package) parseStatus(v string) error {
 		return fmt.Errorf("field Status %q: unknown selection %q", v, f[0])
 	}
 	p.Want = Want(w)
-	switch f[1] {
+	switch strings.ToLower(f[1]) {
 	case "ok":
 	case "reinstreq":
 		p.ReinstReq = true
@@ -208,61 +298,69 @@ func (p *Package) parseStatus(v string) error {
 	return nil
 }
 
+// index finds s in list without regard to case, as dpkg reads the words
+// of the Status field.
 func index(list []string, s string) int {
 	for i, v := range list {
-		if v == s {
+		if strings.EqualFold(v, s) {
 			return i
 		}
 	}
 	return -1
 }
 
-// parseConffilesField parses the status Conffiles value: one
-// " <path> <hash>[ obsolete][ remove-on-upgrade]" per line, read from the
-// right because paths may contain spaces (as dpkg's f_conffiles does).
+// parseConffilesField parses the status Conffiles value as dpkg's
+// f_conffiles does: each line " <path> <hash>[ obsolete][ remove-on-upgrade]"
+// starts with one space and is read from the right (paths may contain
+// spaces); the path loses its leading "/" and "./" and gets one "/" back;
+// the hash is any word (dpkg compares it, it does not check it).
 func parseConffilesField(v string) ([]Conffile, error) {
 	var out []Conffile
-	for _, line := range deb822.Lines(v) {
-		line = strings.TrimSpace(line)
+	for _, line := range strings.Split(v, "\n") {
 		if line == "" {
 			continue
 		}
+		if line[0] != ' ' {
+			return nil, fmt.Errorf("line %q starts with %q, not a space", line, line[0])
+		}
+		body := line[1:]
 		var c Conffile
-		rest := line
-		if r, ok := strings.CutSuffix(rest, " remove-on-upgrade"); ok {
-			c.RemoveOnUpgrade, rest = true, r
+		rest, word, err := lastWord(body, len(body))
+		if err != nil {
+			return nil, err
 		}
-		if r, ok := strings.CutSuffix(rest, " obsolete"); ok {
-			c.Obsolete, rest = true, r
+		if word == "remove-on-upgrade" {
+			c.RemoveOnUpgrade = true
+			if rest, word, err = lastWord(body, rest); err != nil {
+				return nil, err
+			}
 		}
-		i := strings.LastIndexByte(rest, ' ')
-		if i < 0 {
-			return nil, fmt.Errorf("line %q: want \"<path> <hash>\"", line)
+		if word == "obsolete" {
+			c.Obsolete = true
+			if rest, word, err = lastWord(body, rest); err != nil {
+				return nil, err
+			}
 		}
-		c.Path, c.Hash = strings.TrimRight(rest[:i], " "), rest[i+1:]
-		if !strings.HasPrefix(c.Path, "/") {
-			return nil, fmt.Errorf("line %q: path is not absolute", line)
+		path := body[:rest]
+		for strings.HasPrefix(path, "/") || strings.HasPrefix(path, "./") {
+			path = strings.TrimPrefix(strings.TrimPrefix(path, "/"), "./")
 		}
-		if !validConffileHash(c.Hash) {
-			return nil, fmt.Errorf("line %q: bad hash %q", line, c.Hash)
+		if path == "" {
+			return nil, fmt.Errorf("line %q: root or empty directory listed as a conffile", line)
 		}
+		c.Path, c.Hash = "/"+path, word
 		out = append(out, c)
 	}
 	return out, nil
 }
 
-func validConffileHash(h string) bool {
-	switch h {
-	case "newconffile", "-", "nonexistent":
-		return true
+// lastWord is dpkg's conffvalue_lastword: the word of body[:end] after its
+// last space, and where that space is. The path before it must have two
+// bytes at least and the word one.
+func lastWord(body string, end int) (rest int, word string, err error) {
+	sp := strings.LastIndexByte(body[:end], ' ')
+	if end <= 1 || sp <= 1 || sp >= len(body)-1 {
+		return 0, "", fmt.Errorf("malformed line %q", " "+body)
 	}
-	if len(h) != 32 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	return sp, body[sp+1 : end], nil
 }

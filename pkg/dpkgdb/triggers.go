@@ -43,7 +43,7 @@ func (db *DB) Triggers() (*Interests, error) {
 		if e.IsDir() || name == "Lock" || name == "Unincorp" || strings.HasPrefix(name, ".") {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, name))
+		f, err := openRegular(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("dpkgdb: %w", err)
 		}
