@@ -66,6 +66,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"mvdan.cc/sh/v3/syntax"
 )
@@ -153,6 +154,14 @@ func Scan(name string, body []byte) Result {
 			break
 		}
 		s.bash = kind == "bash"
+		// The shell reads bytes; the parser wants UTF-8. A Latin-1 byte
+		// in a comment or a message (exim4-config's config script) must
+		// not stop the analysis: such bytes become U+FFFD, and a path
+		// that holds one cannot be named exactly, which escalates below.
+		body := body
+		if !utf8.Valid(body) {
+			body = bytes.ToValidUTF8(body, []byte(badByte))
+		}
 		f, err := parse(body, s.bash)
 		if err != nil {
 			s.escalate(fmt.Sprintf("%s: does not parse: %v", name, err))
@@ -172,7 +181,27 @@ func Scan(name string, body []byte) Result {
 			s.res.UnknownTriggers = true
 		}
 	}
-	return s.result()
+	return checkBadBytes(name, s.result())
+}
+
+// badByte stands for bytes that are not UTF-8 in a shell script.
+const badByte = "\uFFFD"
+
+// checkBadBytes escalates when a path, directory or pattern the script
+// changes holds a byte that was not UTF-8: it cannot be named exactly.
+func checkBadBytes(name string, r Result) Result {
+	if r.Escalate != "" {
+		return r
+	}
+	for _, set := range [][]string{r.Paths, r.Prefixes, r.Globs, r.Statoverrides, r.Truenames} {
+		for _, p := range set {
+			if strings.Contains(p, badByte) {
+				r.Escalate = fmt.Sprintf("%s: a path with bytes that are not UTF-8: %q", name, p)
+				return r
+			}
+		}
+	}
+	return r
 }
 
 // interpreter names the language of a script: "sh", "bash", or the

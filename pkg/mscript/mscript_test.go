@@ -2,6 +2,7 @@ package mscript
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -222,4 +223,18 @@ func containsStr(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The shell reads bytes, not UTF-8: a Latin-1 byte in a comment or a
+// message (exim4-config's config script has one) must not stop the
+// analysis, and a path holding one cannot be named exactly: it escalates.
+func TestScanNotUTF8(t *testing.T) {
+	comment := Scan("x.postinst", []byte("#!/bin/sh\n# caf\xe9\necho 'd\xe9j\xe0'\nrm -f /usr/lib/x/y\n"))
+	if comment.Escalate != "" || !slices.Contains(comment.Paths, "/usr/lib/x/y") {
+		t.Errorf("Latin-1 in a comment: escalate %q, paths %v; want /usr/lib/x/y and no escalation", comment.Escalate, comment.Paths)
+	}
+	path := Scan("x.postinst", []byte("#!/bin/sh\nrm -f /usr/lib/caf\xe9\n"))
+	if path.Escalate == "" {
+		t.Errorf("a path with a Latin-1 byte did not escalate: %v", path.Paths)
+	}
 }

@@ -188,6 +188,13 @@ func writeAdmindir(dir string, pkgs []fakePkg, diversions string) error {
 		if p.ma != "" {
 			st.WriteString("Multi-Arch: " + p.ma + "\n")
 		}
+		// dpkg refuses these states without the fields that explain them.
+		switch state {
+		case "triggers-pending":
+			st.WriteString("Triggers-Pending: fake-trigger\n")
+		case "triggers-awaited":
+			st.WriteString("Triggers-Awaited: fake-awaiter\n")
+		}
 		if len(p.conffiles) > 0 {
 			st.WriteString("Conffiles:\n")
 			for _, c := range p.conffiles {
