@@ -84,6 +84,24 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		return err
 	}
 	defer sys.Close()
+	if !o.DryRun {
+		// One debseal at a time changes a root's flags and state, and a
+		// lock never runs under another dpkg or apt that is changing
+		// files (it would fail on the ones locked under it), as a hook's
+		// End never does. The dpkg whose maintainer script runs lock
+		// (debseal's own postinst, SEAL_ON_INSTALL=yes) is not another.
+		// unlock only makes files mutable: it may run any time.
+		lk, err := seal.AcquireLock(g.Root, lockWait)
+		if err != nil {
+			return err
+		}
+		defer lk.Release()
+		if !o.Unlock {
+			if why := (&seal.System{Admindir: g.Admindir, Ours: ancestors()}).Busy(); why != "" {
+				return fmt.Errorf("lock: %s: locking now would make it fail on the files it is changing; run lock again when it is done", why)
+			}
+		}
+	}
 	pkgs, excluded, err := sys.selectPackages(o.Pkgs, o.All, !o.Unlock)
 	if err != nil {
 		return err

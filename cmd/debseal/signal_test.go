@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,10 +35,6 @@ func TestSignalStopsBlockedCommand(t *testing.T) {
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
-	fifo := filepath.Join(t.TempDir(), "x.deb")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -46,7 +43,8 @@ func TestSignalStopsBlockedCommand(t *testing.T) {
 	}{
 		{"recover waiting for the lock, SIGTERM", []string{"--root", s.Root, "recover"}, nil, syscall.SIGTERM},
 		{"recover waiting for the lock, SIGINT", []string{"--root", s.Root, "recover"}, nil, syscall.SIGINT},
-		{"inspect reading a FIFO", []string{"inspect", fifo}, nil, syscall.SIGTERM},
+		// inspect no longer blocks on a FIFO (it refuses it: TestInspectRefusesFIFO).
+		{"lock waiting for the lock, SIGTERM", []string{"--root", s.Root, "lock", "--all"}, nil, syscall.SIGTERM},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -103,4 +101,58 @@ func TestWaitsForChild(t *testing.T) {
 			t.Errorf("waitsForChild(%q) = %v, want %v", tc.args, got, tc.want)
 		}
 	}
+}
+
+// lock never runs under a dpkg that is changing files: it would lock them
+// under it. While another process holds dpkg's lock, lock refuses (and
+// says why); unlock, which only makes files mutable, goes on.
+func TestLockRefusesWhileDpkgRuns(t *testing.T) {
+	s := testutil.NewSandbox(t)
+	s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"))
+	holder := exec.Command(os.Args[0], "-test.run=^TestHelperHoldDpkgLock$")
+	holder.Env = append(os.Environ(), "DEBSEAL_HOLD_LOCK="+filepath.Join(s.Admindir, "lock"))
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		holder.Process.Kill()
+		holder.Wait()
+	})
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "held\n" {
+		t.Fatalf("lock holder: %q, %v", buf, err)
+	}
+	_, errOut, code := debseal(t, "--root", s.Root, "lock", "--all")
+	if code != exitError || !strings.Contains(errOut, "dpkg runs") {
+		t.Errorf("lock --all while dpkg runs: exit %d, %q; want exit %d saying dpkg runs", code, errOut, exitError)
+	}
+	if testutil.IsImmutable(t, s.Path("/usr/bin/dstest-tool")) {
+		t.Error("lock --all locked a file while dpkg ran")
+	}
+	if _, errOut, code := debseal(t, "--root", s.Root, "unlock", "--all"); code != 0 {
+		t.Errorf("unlock --all while dpkg runs: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestHelperHoldDpkgLock is the child of TestLockRefusesWhileDpkgRuns: it
+// holds dpkg's lock as dpkg does (an fcntl lock) until it is killed.
+func TestHelperHoldDpkgLock(t *testing.T) {
+	p := os.Getenv("DEBSEAL_HOLD_LOCK")
+	if p == "" {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("held\n")
+	time.Sleep(time.Minute)
 }
