@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,43 +12,6 @@ import (
 
 	"github.com/debseal/debseal/pkg/testutil"
 )
-
-// decoyState describes every path under dir: type, mode, content and
-// inode flags (read with testutil's own ioctl).
-func decoyState(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		v := fi.Mode().String()
-		if fi.Mode().IsRegular() || fi.IsDir() {
-			fl, err := testutil.Flags(p)
-			if err != nil {
-				return err
-			}
-			v += fmt.Sprintf(" flags=%#x", fl)
-		}
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += " " + string(b)
-		}
-		m[strings.TrimPrefix(p, dir)] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // makeDecoy is a directory outside the root that looks like debseal's
 // state directory, and a file, both of which debseal must never touch.
@@ -114,7 +76,7 @@ func TestHostileRoot(t *testing.T) {
 				if err := os.Symlink(target, link); err != nil {
 					t.Fatal(err)
 				}
-				before := decoyState(t, decoy)
+				before := testutil.TreeState(t, decoy)
 				run := map[string]func() string{
 					"lock": func() string {
 						o, e, _ := debseal(t, "--root", s.Root, "lock", "--all")
@@ -140,7 +102,7 @@ func TestHostileRoot(t *testing.T) {
 				for _, cmd := range all {
 					out := run[cmd]()
 					t.Logf("%s:\n%s", cmd, out)
-					if after := decoyState(t, decoy); len(diffState(before, after)) > 0 {
+					if after := testutil.TreeState(t, decoy); len(diffState(before, after)) > 0 {
 						t.Errorf("%s changed the decoy outside the root: %v", cmd, diffState(before, after))
 					}
 					if contains(pl.named, cmd) && !strings.Contains(out, link+" is a symlink") {
@@ -281,10 +243,10 @@ func TestSetupHostileRoot(t *testing.T) {
 				if err := os.Symlink(target, at); err != nil {
 					t.Fatal(err)
 				}
-				before := decoyState(t, decoy)
+				before := testutil.TreeState(t, decoy)
 				debseal(t, "--root", s.Root, "setup", "--mode", tt.mode)
 				debseal(t, "--root", s.Root, "teardown")
-				after := decoyState(t, decoy)
+				after := testutil.TreeState(t, decoy)
 				for p, v := range after {
 					if before[p] != v {
 						t.Errorf("decoy %s changed: %q -> %q", p, before[p], v)

@@ -9,37 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// snapshot lists every path under dir with its mode and content, to show
-// a decoy is untouched.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	m := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		v := fi.Mode().String()
-		if fi.Mode().IsRegular() {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			v += " " + string(b)
-		}
-		m[p] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+	"github.com/debseal/debseal/pkg/testutil"
+)
 
 func sameSnapshot(a, b map[string]string) bool {
 	if len(a) != len(b) {
@@ -102,7 +74,7 @@ func TestOwnDirectorySymlinkIsRefused(t *testing.T) {
 					if err := os.Symlink(target, link); err != nil {
 						t.Fatal(err)
 					}
-					before := snapshot(t, decoy)
+					before := testutil.TreeState(t, decoy)
 					r, err := Open(root)
 					if err != nil {
 						t.Fatal(err)
@@ -112,7 +84,7 @@ func TestOwnDirectorySymlinkIsRefused(t *testing.T) {
 					if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), link) {
 						t.Errorf("%s through a symlinked %s = %v; want ErrSymlink naming %s", op.name, own, err, link)
 					}
-					if after := snapshot(t, decoy); !sameSnapshot(before, after) {
+					if after := testutil.TreeState(t, decoy); !sameSnapshot(before, after) {
 						t.Errorf("decoy changed: %v -> %v", before, after)
 					}
 				})
@@ -137,7 +109,7 @@ func TestOwnFileSymlinkIsRefused(t *testing.T) {
 				os.WriteFile(filepath.Join(decoy, "f"), []byte("host\n"), 0o644)
 				link := filepath.Join(root, filepath.Dir(name), "f")
 				os.Symlink(filepath.Join(decoy, "f"), link)
-				before := snapshot(t, decoy)
+				before := testutil.TreeState(t, decoy)
 				r, err := Open(root)
 				if err != nil {
 					t.Fatal(err)
@@ -150,7 +122,7 @@ func TestOwnFileSymlinkIsRefused(t *testing.T) {
 				if fi, err := os.Lstat(link); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 					t.Errorf("the symlink was replaced or removed: %v", err)
 				}
-				if after := snapshot(t, decoy); !sameSnapshot(before, after) {
+				if after := testutil.TreeState(t, decoy); !sameSnapshot(before, after) {
 					t.Errorf("decoy changed: %v -> %v", before, after)
 				}
 			})
