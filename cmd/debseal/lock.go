@@ -39,7 +39,8 @@ func lockCommand() *cli.Command {
 			"paths the policy excludes (/var, /run, /tmp, /home, /srv, /dev, /proc, /sys by default).\n" +
 			"Records the packages as sealed, so debseal relocks them after dpkg changes them, and\n" +
 			"records a SHA-256 manifest (debseal audit's baseline) for each package that has none for\n" +
-			"its installed version, from its files checked against the package's md5sums.\n\n" + exitCodesHelp,
+			"its installed version, from its files checked against the package's md5sums.\n" +
+			"While another dpkg or apt holds dpkg's locks, nothing is locked (exit 2).\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be locked; change nothing"},
