@@ -18,6 +18,7 @@ import (
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/policy"
 	"github.com/debseal/debseal/pkg/seal"
+	"golang.org/x/sys/unix"
 )
 
 // openSeal opens the root as a seal.System, for the commands that run
@@ -127,9 +128,16 @@ func newEventLog(root, via string, stderr io.Writer) *eventLog {
 }
 
 // timing logs how long debseal itself took in this invocation (for the
-// per-transaction cost; the wrapper subtracts the time dpkg ran).
+// per-transaction cost; the wrapper subtracts the time dpkg ran) and the
+// CPU time it used (user+sys of this process alone, never dpkg's), which
+// adds up over an upgrade where wall times overlap with load.
 func (l *eventLog) timing(what string, dpkgTime time.Duration) {
-	l.Infof("%s: debseal took %.1f ms", what, float64(time.Since(processStart)-dpkgTime)/1e6)
+	var ru unix.Rusage
+	cpu := "?"
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+		cpu = fmt.Sprintf("%.1f", float64(ru.Utime.Nano()+ru.Stime.Nano())/1e6)
+	}
+	l.Infof("%s: debseal took %.1f ms (cpu %s ms)", what, float64(time.Since(processStart)-dpkgTime)/1e6, cpu)
 }
 
 func (l *eventLog) write(level, format string, args ...any) {
