@@ -346,6 +346,7 @@ func TestTriggersAndRelations(t *testing.T) {
 	for name, body := range map[string]string{
 		"File":     "/usr/share/man man-db/noawait\n/usr/share/icons/hicolor/ hicolor-icon-theme\n",
 		"ldconfig": "libc-bin\n",
+		"update-x": "x-noawait/noawait\n",
 		"Unincorp": "ldconfig alpha\n",
 		"Lock":     "",
 	} {
@@ -361,6 +362,10 @@ func TestTriggersAndRelations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Only an interest without -noawait can make an activator wait.
+	if want := map[string]bool{"hicolor-icon-theme": true, "libc-bin": true}; !reflect.DeepEqual(in.Awaiting, want) {
+		t.Errorf("Awaiting = %v, want %v", in.Awaiting, want)
+	}
 	if got := in.Interested("/usr/share/man/man1/hello.1.gz"); !reflect.DeepEqual(got, []string{"man-db"}) {
 		t.Errorf("Interested(man page) = %v", got)
 	}
@@ -370,7 +375,7 @@ func TestTriggersAndRelations(t *testing.T) {
 	if got := in.Interested("/usr/share/manual"); got != nil {
 		t.Errorf("Interested(/usr/share/manual) = %v: prefix must end at a component", got)
 	}
-	if !reflect.DeepEqual(in.Explicit, map[string][]string{"ldconfig": {"libc-bin"}}) {
+	if !reflect.DeepEqual(in.Explicit, map[string][]string{"ldconfig": {"libc-bin"}, "update-x": {"x-noawait"}}) {
 		t.Errorf("Explicit = %v", in.Explicit)
 	}
 	if got := RelationNames("a (>= 1), b | c:any, d [amd64], e:amd64 (<< 2)"); !reflect.DeepEqual(got, []string{"a", "b", "c", "d", "e"}) {

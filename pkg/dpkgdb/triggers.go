@@ -23,6 +23,11 @@ type FileInterest struct {
 type Interests struct {
 	File     []FileInterest
 	Explicit map[string][]string // trigger name -> interested package specs
+	// Awaiting are the package specs with at least one interest (file or
+	// explicit) without "-noawait": only an activation of such an
+	// interest can make its activator await the package's trigger
+	// processing (dpkg's trig_record_activation).
+	Awaiting map[string]bool
 }
 
 // Triggers reads the trigger interests from the triggers/ directory: the
@@ -30,7 +35,7 @@ type Interests struct {
 // listing the interested packages (Lock and Unincorp are dpkg's own).
 func (db *DB) Triggers() (*Interests, error) {
 	dir := filepath.Join(db.Admindir, "triggers")
-	in := &Interests{Explicit: map[string][]string{}}
+	in := &Interests{Explicit: map[string][]string{}, Awaiting: map[string]bool{}}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return in, nil
@@ -49,10 +54,18 @@ func (db *DB) Triggers() (*Interests, error) {
 		}
 		if name == "File" {
 			in.File, err = ParseFileInterests(f, filepath.Join(dir, name))
+			for _, fi := range in.File {
+				if !fi.NoAwait {
+					in.Awaiting[fi.Pkg] = true
+				}
+			}
 		} else {
-			var pkgs []string
-			pkgs, err = parseInterestedPkgs(f, filepath.Join(dir, name))
+			var pkgs, awaiting []string
+			pkgs, awaiting, err = parseInterestedPkgs(f, filepath.Join(dir, name))
 			in.Explicit[name] = pkgs
+			for _, p := range awaiting {
+				in.Awaiting[p] = true
+			}
 		}
 		f.Close()
 		if err != nil {
@@ -87,21 +100,26 @@ func ParseFileInterests(r io.Reader, name string) ([]FileInterest, error) {
 	return out, nil
 }
 
-func parseInterestedPkgs(r io.Reader, name string) ([]string, error) {
+// parseInterestedPkgs reads triggers/NAME: one "<package>[/noawait]" per
+// line. It returns every package and those whose interest awaits.
+func parseInterestedPkgs(r io.Reader, name string) (pkgs, awaiting []string, err error) {
 	sc := bufio.NewScanner(r)
-	var out []string
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) == 0 {
 			continue
 		}
-		pkg := strings.TrimSuffix(strings.TrimSuffix(f[0], "/noawait"), "/await")
-		out = append(out, pkg)
+		pkg, noawait := strings.CutSuffix(f[0], "/noawait")
+		pkg = strings.TrimSuffix(pkg, "/await")
+		pkgs = append(pkgs, pkg)
+		if !noawait {
+			awaiting = append(awaiting, pkg)
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
+		return nil, nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
 	}
-	return out, nil
+	return pkgs, awaiting, nil
 }
 
 // Interested returns the packages interested in a change to path (file

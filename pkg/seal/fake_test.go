@@ -164,6 +164,7 @@ type fakePkg struct {
 	conffiles             []string // "path md5"
 	files                 []string
 	md5sums               string
+	awaits                string // Triggers-Awaited of a triggers-awaited package
 }
 
 func writeAdmindir(dir string, pkgs []fakePkg, diversions string) error {
@@ -193,7 +194,11 @@ func writeAdmindir(dir string, pkgs []fakePkg, diversions string) error {
 		case "triggers-pending":
 			st.WriteString("Triggers-Pending: fake-trigger\n")
 		case "triggers-awaited":
-			st.WriteString("Triggers-Awaited: fake-awaiter\n")
+			aw := p.awaits
+			if aw == "" {
+				aw = "fake-awaiter"
+			}
+			st.WriteString("Triggers-Awaited: " + aw + "\n")
 		}
 		if len(p.conffiles) > 0 {
 			st.WriteString("Conffiles:\n")

@@ -120,6 +120,7 @@ func (s *System) scope(req Request) (*scope, error) {
 	add(sc.primary, lookup(req.Configure))
 	add(sc.primary, lookup(req.Remove))
 	add(sc.others, lookup(req.TriggersOnly))
+	var pending []*dpkgdb.Package
 	for _, p := range s.DB.Packages {
 		switch {
 		case req.ConfigurePending && p.State >= dpkgdb.StateUnpacked && p.State < dpkgdb.StateInstalled:
@@ -129,11 +130,12 @@ func (s *System) scope(req Request) (*scope, error) {
 		case req.PurgePending && p.Want == dpkgdb.WantPurge && p.State > dpkgdb.StateNotInstalled:
 			add(sc.primary, []*dpkgdb.Package{p})
 		}
-		// Pending triggers are processed by any run that processes
-		// triggers: their packages' scripts run.
 		if p.State == dpkgdb.StateTriggersPending || p.State == dpkgdb.StateTriggersAwaited {
-			add(sc.others, []*dpkgdb.Package{p})
+			pending = append(pending, p)
 		}
+	}
+	if err := s.addPendingTriggers(sc, req.NoTriggers, pending); err != nil {
+		return nil, err
 	}
 	// Maintainer scripts: of the new archives and of the installed
 	// packages involved.
@@ -180,6 +182,53 @@ func (s *System) scope(req Request) (*scope, error) {
 		return nil, err
 	}
 	return sc, nil
+}
+
+// addPendingTriggers adds the packages whose pending triggers the run may
+// process: their postinst runs. A run that processes triggers may process
+// any of them. A --no-triggers run (each of apt's unpack and configure
+// runs) only records activations, with two exceptions in dpkg: a package
+// it configures processes its own pending triggers (it is primary
+// already), and a pending package that a dependency awaits is processed
+// to satisfy it (dpkg's "fixbytrigaw", in configure and in unpack's
+// pre-dependency check). Only an interest without -noawait can make an
+// activator await, so under --no-triggers a pending package whose
+// interests are all -noawait and that no package awaits now is left out.
+// Packages in triggers-awaited (no script of theirs runs, they are rare)
+// stay in.
+func (s *System) addPendingTriggers(sc *scope, noTriggers bool, pending []*dpkgdb.Package) error {
+	if len(pending) == 0 {
+		return nil
+	}
+	mayAwait := func(*dpkgdb.Package) bool { return true }
+	if noTriggers {
+		in, err := s.DB.Triggers()
+		if err != nil {
+			return err
+		}
+		awaited := map[string]bool{}
+		for _, p := range s.DB.Packages {
+			for _, n := range p.TrigAwaited {
+				awaited[n] = true
+			}
+		}
+		mayAwait = func(p *dpkgdb.Package) bool {
+			for _, spec := range []string{p.Name, p.Name + ":" + p.Arch} {
+				if awaited[spec] || in.Awaiting[spec] {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	for _, p := range pending {
+		if p.State == dpkgdb.StateTriggersAwaited || mayAwait(p) {
+			if p.HasFiles() {
+				sc.others[p.ID()] = p
+			}
+		}
+	}
+	return nil
 }
 
 // addScriptTargets adds what the maintainer scripts may change: the paths

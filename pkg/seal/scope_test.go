@@ -2,6 +2,8 @@ package seal
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -48,7 +50,7 @@ func TestScope(t *testing.T) {
 		{name: "configure --pending: unpacked packages and pending triggers",
 			req: Request{ConfigurePending: true}, primary: []string{"trig", "unpacked"}, rest: []string{"trig"}},
 		{name: "remove --pending: packages marked for removal",
-			req: Request{RemovePending: true, NoTriggers: true}, primary: []string{"gone"}, rest: []string{"trig"}},
+			req: Request{RemovePending: true}, primary: []string{"gone"}, rest: []string{"trig"}},
 		{name: "purge --pending", req: Request{PurgePending: true}, primary: []string{"purged"}, rest: []string{"trig"}},
 		{name: "named packages", req: Request{Configure: []string{"a"}, Remove: []string{"old"}, TriggersOnly: []string{"broken"}},
 			primary: []string{"a", "old"}, rest: []string{"broken", "trig"}},
@@ -79,6 +81,63 @@ func TestScope(t *testing.T) {
 			}
 			if tt.all && tt.primary == nil {
 				return
+			}
+			if got := ids(sc.primary); !reflect.DeepEqual(got, tt.primary) {
+				t.Errorf("primary = %v, want %v", got, tt.primary)
+			}
+			if got := ids(sc.others); !reflect.DeepEqual(got, tt.rest) {
+				t.Errorf("others = %v, want %v", got, tt.rest)
+			}
+		})
+	}
+}
+
+// TestScopeNoTriggers: a --no-triggers run (every one of apt's) leaves out
+// the pending triggers dpkg cannot process in it, and keeps those it can:
+// of a package that something awaits, or whose interest lets an
+// activation in this run make something await it.
+func TestScopeNoTriggers(t *testing.T) {
+	pkgs := []fakePkg{
+		{name: "a", files: []string{"/usr", "/usr/bin", "/usr/bin/a"}},
+		{name: "noawait", state: "triggers-pending", files: []string{"/usr", "/usr/bin", "/usr/bin/noawait"}},
+		{name: "awaitfile", state: "triggers-pending", files: []string{"/usr", "/usr/bin", "/usr/bin/awaitfile"}},
+		{name: "awaitexplicit", state: "triggers-pending", files: []string{"/usr", "/usr/bin", "/usr/bin/awaitexplicit"}},
+		{name: "awaited", state: "triggers-pending", files: []string{"/usr", "/usr/bin", "/usr/bin/awaited"}},
+		{name: "waiter", state: "triggers-awaited", awaits: "awaited", files: []string{"/usr", "/usr/bin", "/usr/bin/waiter"}},
+	}
+	triggers := map[string]string{
+		"File":      "/usr/share/x noawait/noawait\n/usr/share/y awaitfile\n/usr/share/z awaited/noawait\n",
+		"some-trig": "noawait/noawait\nawaitexplicit\n",
+	}
+	everyPending := []string{"awaited", "awaitexplicit", "awaitfile", "noawait", "waiter"}
+	for _, tt := range []struct {
+		name          string
+		req           Request
+		primary, rest []string
+	}{
+		{name: "processing triggers: every pending package",
+			req: Request{Configure: []string{"a"}}, primary: []string{"a"}, rest: everyPending},
+		{name: "--no-triggers: what may be awaited, and what awaits",
+			req:     Request{Configure: []string{"a"}, NoTriggers: true},
+			primary: []string{"a"}, rest: []string{"awaited", "awaitexplicit", "awaitfile", "waiter"}},
+		{name: "--no-triggers configuring a pending package: its own triggers",
+			req:     Request{Configure: []string{"noawait"}, NoTriggers: true},
+			primary: []string{"noawait"}, rest: []string{"awaited", "awaitexplicit", "awaitfile", "waiter"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, pkgs, "", func(f *fakeFS) {}, nil)
+			if err := os.MkdirAll(filepath.Join(w.db.Admindir, "triggers"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for name, body := range triggers {
+				if err := os.WriteFile(filepath.Join(w.db.Admindir, "triggers", name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := w.sealedSystem(t)
+			sc, err := s.scope(tt.req)
+			if err != nil {
+				t.Fatal(err)
 			}
 			if got := ids(sc.primary); !reflect.DeepEqual(got, tt.primary) {
 				t.Errorf("primary = %v, want %v", got, tt.primary)
