@@ -87,7 +87,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:   "keep installed Debian package files immutable without breaking dpkg and apt",
 		Version: version,
 		Description: "debseal sets the immutable attribute (chattr +i) on the files that installed packages\n" +
-			"own, except conffiles, and clears it exactly when dpkg must change them.\n\n" + exitCodesHelp,
+			"own, except conffiles, and clears it exactly when dpkg must change them.\n\n" + exitHelp(""),
 		Flags:                  globalFlags,
 		Writer:                 stdout,
 		ErrWriter:              stderr,
