@@ -96,6 +96,14 @@ type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// outputError is standard output that could not be written or flushed:
+// whatever the command did, its report is lost (exit 2).
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return fmt.Sprintf("writing to standard output: %v", e.err) }
+
+func (e *outputError) Unwrap() error { return e.err }
+
 // exitCode maps an error returned by a command to the process exit code.
 // Anything that is not an outcome (a corrupt database, a policy error, an
 // I/O error, debseal's or dpkg's lock held, a lost standard output) is an
@@ -113,4 +121,31 @@ func exitCode(err error) int {
 	default:
 		return exitError
 	}
+}
+
+// exitResult is how a run ends: the exit code, and the messages to print,
+// given the command's error and the first error writing its standard
+// output. A run whose report could not be written failed (exit 2),
+// whatever it found; an error or a usage error keeps its code. The
+// wrapped dpkg's status passes through untouched, with no message.
+func exitResult(err, werr error) (int, []error) {
+	var st exitStatus
+	if errors.As(err, &st) {
+		return int(st), nil
+	}
+	if werr != nil && errors.Is(err, werr) {
+		err = nil // the command returned the write error itself: one message
+	}
+	code := exitCode(err)
+	var msgs []error
+	if err != nil && code != exitOK {
+		msgs = append(msgs, err)
+	}
+	if werr != nil {
+		msgs = append(msgs, &outputError{werr})
+		if code == exitOK || code == exitFindings || code == exitPartial {
+			code = exitError
+		}
+	}
+	return code, msgs
 }

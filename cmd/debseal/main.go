@@ -182,12 +182,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	done := make(chan int, 1)
 	go func() {
-		app := newApp(stdout, stderr)
+		out := &checkedWriter{w: stdout}
+		app := newApp(out, stderr)
 		err := app.RunContext(ctx, args)
-		code := exitCode(err)
-		if err != nil && code != exitOK && ctx.Err() == nil {
-			if _, pass := err.(exitStatus); !pass {
-				fmt.Fprintf(stderr, "debseal: %v\n", err)
+		code, msgs := exitResult(err, out.Err())
+		if ctx.Err() == nil {
+			for _, m := range msgs {
+				fmt.Fprintf(stderr, "debseal: %v\n", m)
 			}
 		}
 		done <- code
