@@ -34,12 +34,6 @@ type auditOpts struct {
 	Stderr    io.Writer
 }
 
-const auditExitHelp = `EXIT CODES:
-   0   clean: no findings
-   1   findings were reported (informational lines, such as path-excluded files, do not count)
-   2   error: the audit could not be done (unreadable database, configuration, bad arguments)
-   64  usage error`
-
 func auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "audit",
@@ -50,7 +44,8 @@ func auditCommand() *cli.Command {
 			"Read-only. Conffiles are skipped unless --conffiles (dpkg format checks them, as dpkg does).\n" +
 			"Incremental once ROOT/var/lib/debseal/audit.cache exists: an immutable file whose ctime,\n" +
 			"mtime, size and inode are unchanged is not read again (--full reads everything; the\n" +
-			"cache is written when ROOT/var/lib/debseal exists). See docs/audit.md.\n\n" + auditExitHelp,
+			"cache is written when ROOT/var/lib/debseal exists). See docs/audit.md.\n" +
+			"Informational lines (path-excluded files) are not findings.\n\n" + exitHelp("audit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
 			&cli.BoolFlag{Name: "conffiles", Usage: "check conffiles against their status hash too (default: yes with --format dpkg, no otherwise)"},
@@ -161,7 +156,7 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 		}
 	}
 	if n := sum.Findings(); n > 0 {
-		return fmt.Errorf("%w: %d", errFindings, n)
+		return findingsf("audit: %d findings", n)
 	}
 	return nil
 }

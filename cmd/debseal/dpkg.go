@@ -36,7 +36,11 @@ func dpkgCommand() *cli.Command {
 			"Dir::Bin::dpkg, or /usr/bin/dpkg itself) that sends queries and maintainer scripts'\n" +
 			"calls to dpkg directly; debseal invoked under the name dpkg behaves the same.\n\n" +
 			"The real dpkg is $DEBSEAL_REAL_DPKG, else /usr/bin/dpkg.distrib when present (the\n" +
-			"divert mode puts it there), else /usr/bin/dpkg.",
+			"divert mode puts it there), else /usr/bin/dpkg.\n\n" +
+			"EXIT CODES:\n" +
+			"   dpkg's own exit status (or its signal), whatever debseal's relock does\n" +
+			"   2   also when debseal could not run dpkg (it says why)\n" +
+			"   64  usage: a bad debseal option before dpkg (an empty --root, roots that disagree)",
 		Action: func(c *cli.Context) error {
 			var outer *globalOpts
 			if c.IsSet("root") || c.IsSet("admindir") {

@@ -59,7 +59,7 @@ func inspectCommand() *cli.Command {
 		Name:        "inspect",
 		Usage:       "show what a .deb contains (like dpkg-deb --info and --contents, with hashes)",
 		ArgsUsage:   "FILE.deb...",
-		Description: inspectDescription + exitCodesHelp,
+		Description: inspectDescription + exitHelp("inspect"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "one JSON object per file, one per line (docs/json.md, \"inspect\")"},
 			&cli.BoolFlag{Name: "files", Usage: "list the files of the data member (like dpkg-deb --contents)"},

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 
+	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/seal"
@@ -40,7 +42,7 @@ func lockCommand() *cli.Command {
 			"Records the packages as sealed, so debseal relocks them after dpkg changes them, and\n" +
 			"records a SHA-256 manifest (debseal audit's baseline) for each package that has none for\n" +
 			"its installed version, from its files checked against the package's md5sums.\n" +
-			"While another dpkg or apt holds dpkg's locks, nothing is locked (exit 2).\n\n" + exitCodesHelp,
+			"While another dpkg or apt holds dpkg's locks, nothing is locked (exit 2).\n\n" + exitHelp("lock"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be locked; change nothing"},
@@ -64,7 +66,7 @@ func unlockCommand() *cli.Command {
 		Description: "Clears the immutable flag on the packages' files (conffiles included, should one have been\n" +
 			"locked) and records them as unlocked on\n" +
 			"purpose: debseal will not relock them until you lock them again. unlock --all turns\n" +
-			"sealing off for the whole system.\n\n" + exitCodesHelp,
+			"sealing off for the whole system.\n\n" + exitHelp("unlock"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be unlocked; change nothing"},
@@ -122,10 +124,15 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	for _, id := range plan.Failed() {
 		problems = append(problems, fmt.Errorf("package %s not %sed: %w", id, verb, plan.Packages[id]))
 	}
+	// What the run could not do, for its last line.
+	res := lockResult{verb: verb, files: len(plan.Errors), pkgs: len(plan.Failed())}
 	if o.Verify && !o.Unlock {
 		vr := sys.planner.Verify(ctx, targets, prog)
 		mismatches = vr.Mismatches
-		problems = append(problems, vr.Errors...)
+		var verrs []error
+		verrs, res.badSums = splitBadMD5Sums(vr.Errors, nil)
+		problems = append(problems, verrs...)
+		res.files += len(verrs) // unreadable: not locked
 		targets = append(vr.OK, vr.Unverified...)
 		for _, m := range mismatches {
 			fmt.Fprintf(out, "MISMATCH %s: not locked\n", m)
@@ -146,8 +153,10 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		}
 		fmt.Fprintf(out, "would %s %d of %d files in %d packages (dry run: nothing changed)\n", verb, n, len(targets), len(plan.Packages))
 		printSkips(out, plan, o.Verbose)
+		printBadMD5Sums(out, res.badSums)
 		printProblems(o.Stderr, problems)
-		return exitFor(problems, mismatches)
+		res.mismatches = len(mismatches)
+		return res.err(problems)
 	}
 
 	if !o.Unlock {
@@ -180,6 +189,7 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	}
 	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
 	problems = append(problems, sum.Errors...)
+	res.files += len(sum.Errors)
 	if o.Verbose {
 		for _, oc := range sum.Outcomes {
 			if oc.Changed {
@@ -213,13 +223,10 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		// package without a manifest for its installed version gets one
 		// now, from its files checked against the md5sums (a file that
 		// differs is left out and reported, never sealed in silently).
-		var n int
-		var err error
-		n, manifestMismatches, err = recordMissingManifests(ctx, sys, pkgs, prog)
-		recorded = n
-		if err != nil {
-			problems = append(problems, err)
-		}
+		var errs []error
+		recorded, manifestMismatches, errs = recordMissingManifests(ctx, sys, pkgs, prog)
+		errs, res.badSums = splitBadMD5Sums(errs, res.badSums)
+		problems = append(problems, errs...)
 	}
 	if o.All && o.Unlock {
 		// Sealing is off: debseal's own locked files (manifests) too.
@@ -250,23 +257,24 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	if len(plan.Pending) > 0 {
 		fmt.Fprintf(out, "not configured, locked after dpkg configures them: %s\n", strings.Join(plan.Pending, " "))
 	}
+	printBadMD5Sums(out, res.badSums)
 	printProblems(o.Stderr, problems)
+	res.mismatches = len(mismatches)
 	if len(mismatches) > 0 {
 		fmt.Fprintf(out, "%d files do not match their md5sums and were not locked (reinstall the package, or investigate)\n", len(mismatches))
 	}
 	if len(manifestMismatches) > 0 && !o.Verify {
 		fmt.Fprintf(out, "%d files do not match their md5sums (use lock --verify to leave such files unlocked; reinstall the package, or investigate)\n", len(manifestMismatches))
+		res.mismatches = len(manifestMismatches)
 	}
-	if err := exitFor(problems, mismatches); err != nil || len(manifestMismatches) == 0 {
-		return err
-	}
-	return fmt.Errorf("%w: %d files differ from their md5sums", errFindings, len(manifestMismatches))
+	return res.err(problems)
 }
 
 // recordMissingManifests records a manifest for each configured package
 // of pkgs that has none for its installed version. It returns how many it
-// recorded and the files left out because they differ from the md5sums.
-func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog seal.Progress) (int, []string, error) {
+// recorded, the files left out because they differ from the md5sums, and
+// what went wrong.
+func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog seal.Progress) (int, []string, []error) {
 	b := manifest.NewBuilder(sys.g.Root, sys.db, sys.fs.Root)
 	defer b.Close()
 	var need []*dpkgdb.Package
@@ -284,7 +292,7 @@ func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Pac
 	}
 	results, err := buildManifests(ctx, b, need, false, prog)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, []error{err}
 	}
 	n := 0
 	var mism []string
@@ -304,17 +312,77 @@ func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Pac
 		}
 		n++
 	}
-	return n, mism, errors.Join(errs...)
+	return n, mism, errs
 }
 
-func exitFor(problems []error, mismatches []seal.Mismatch) error {
-	switch {
-	case len(problems) > 0:
-		return fmt.Errorf("%w (%d errors)", errPartial, len(problems))
-	case len(mismatches) > 0:
-		return fmt.Errorf("%w: %d files do not match their md5sums", errFindings, len(mismatches))
+// lockResult is what a lock or unlock could not do, for its exit code and
+// last line: the problems were each listed as they came.
+type lockResult struct {
+	verb       string
+	files      int      // files not locked (unlocked): unexaminable, unreadable, or their flag could not be changed
+	pkgs       int      // packages not locked (unlocked): their file lists could not be read
+	mismatches int      // files that differ from their md5sums
+	badSums    []string // malformed md5sums lines
+}
+
+// err is the run's result: partial when something could not be done (a
+// file, a package, the state, a manifest), else findings when files differ
+// from their packages' md5sums or an md5sums line is malformed.
+func (r lockResult) err(problems []error) error {
+	if len(problems) > 0 {
+		var parts []string
+		if r.files > 0 {
+			parts = append(parts, fmt.Sprintf("%d files", r.files))
+		}
+		if r.pkgs > 0 {
+			parts = append(parts, fmt.Sprintf("%d packages", r.pkgs))
+		}
+		if len(parts) > 0 {
+			parts = []string{strings.Join(parts, " and ") + " could not be " + r.verb + "ed"}
+		}
+		if other := len(problems) - r.files - r.pkgs; other > 0 {
+			parts = append(parts, fmt.Sprintf("%d other errors", other))
+		}
+		return partialf("%s: %s; each is listed above", r.verb, strings.Join(parts, ", "))
+	}
+	var parts []string
+	if r.mismatches > 0 {
+		parts = append(parts, fmt.Sprintf("%d files do not match their md5sums", r.mismatches))
+	}
+	if len(r.badSums) > 0 {
+		parts = append(parts, fmt.Sprintf("%d md5sums lines are malformed", len(r.badSums)))
+	}
+	if len(parts) > 0 {
+		return findingsf("%s: %s", r.verb, strings.Join(parts, ", "))
 	}
 	return nil
+}
+
+// splitBadMD5Sums takes malformed lines of dpkg's md5sums files out of
+// errs and adds them to bad, once each (the verification and the manifest
+// builder read the same file). Like the audit's md5sums-corrupt finding, such a line is
+// something wrong with a package's records, not a failure of the
+// command: the file it names is simply not checked against it.
+func splitBadMD5Sums(errs []error, bad []string) ([]error, []string) {
+	var rest []error
+	for _, e := range errs {
+		var le *debfmt.LineError
+		if errors.As(e, &le) && strings.HasSuffix(le.File, ".md5sums") {
+			if s := le.Error(); !slices.Contains(bad, s) {
+				bad = append(bad, s)
+			}
+			continue
+		}
+		rest = append(rest, e)
+	}
+	return rest, bad
+}
+
+// printBadMD5Sums lists malformed md5sums lines as the audit does.
+func printBadMD5Sums(w io.Writer, bad []string) {
+	for _, b := range bad {
+		fmt.Fprintf(w, "md5sums-corrupt %s: the file on that line is not checked\n", b)
+	}
 }
 
 func printProblems(w io.Writer, problems []error) {

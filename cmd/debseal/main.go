@@ -7,8 +7,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,9 +61,9 @@ func globalsFrom(c *cli.Context) globalOpts {
 }
 
 var globalFlags = []cli.Flag{
-	&cli.StringFlag{Name: "root", Value: "/", Usage: "operate on the system installed under `DIR` (like dpkg --root)", EnvVars: []string{"DEBSEAL_ROOT"}},
+	&cli.StringFlag{Name: "root", Value: "/", Usage: "operate on the system installed under `DIR` (like dpkg --root; not empty)", EnvVars: []string{"DEBSEAL_ROOT"}},
 	&cli.StringFlag{Name: "admindir", Usage: "dpkg database `DIR` (default: ROOT/var/lib/dpkg)"},
-	&cli.StringFlag{Name: "config", Usage: "configuration `FILE` (default: ROOT/etc/debseal/debseal.conf)"},
+	&cli.StringFlag{Name: "config", Usage: "configuration `FILE`, which must exist (default: ROOT/etc/debseal/debseal.conf, or the defaults when that is missing)"},
 }
 
 func versionString() string {
@@ -87,7 +89,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:   "keep installed Debian package files immutable without breaking dpkg and apt",
 		Version: version,
 		Description: "debseal sets the immutable attribute (chattr +i) on the files that installed packages\n" +
-			"own, except conffiles, and clears it exactly when dpkg must change them.\n\n" + exitCodesHelp,
+			"own, except conffiles, and clears it exactly when dpkg must change them.\n\n" + exitHelp(""),
 		Flags:                  globalFlags,
 		Writer:                 stdout,
 		ErrWriter:              stderr,
@@ -97,14 +99,81 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// from inside Run and skip deferred cleanup).
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
-			return usagef("%v", err)
+			return usagef("%v (see debseal --help)", err)
 		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "debseal: unknown command %q (see debseal --help)\n", name)
+		Before: checkGlobals,
+		// Reached when the first argument names no command.
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q (see debseal --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
 	app.Commands = commands()
+	for _, cmd := range app.Commands {
+		strictCommand(cmd, "debseal")
+	}
 	return app
+}
+
+// strictCommand makes a command, and its subcommands, treat every bad
+// command line as a usage error (exit 64, one line on stderr): an unknown
+// option, an unknown subcommand, and arguments given to a command that
+// takes none (no ArgsUsage), which would otherwise be ignored.
+func strictCommand(cmd *cli.Command, parent string) {
+	full := parent + " " + cmd.Name
+	cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+		return usagef("%s: %v (see %s --help)", strings.TrimPrefix(full, "debseal "), err, full)
+	}
+	switch {
+	case len(cmd.Subcommands) > 0:
+		cmd.Action = func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q (see %s --help)", strings.TrimPrefix(full, "debseal ")+" "+c.Args().First(), full)
+			}
+			return cli.ShowSubcommandHelp(c)
+		}
+		for _, sub := range cmd.Subcommands {
+			strictCommand(sub, full)
+		}
+	case cmd.ArgsUsage == "" && !cmd.SkipFlagParsing:
+		action := cmd.Action
+		cmd.Action = func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("%s takes no arguments, got %q (see %s --help)", strings.TrimPrefix(full, "debseal "), c.Args().Slice(), full)
+			}
+			return action(c)
+		}
+	}
+}
+
+// checkGlobals refuses global options that would silently mean something
+// else: an empty --root (or DEBSEAL_ROOT) would be "/", this very system;
+// an empty --admindir or --config the defaults; a --config that does not
+// exist the default policy. Only an explicitly given --config must exist:
+// without one, a missing ROOT/etc/debseal/debseal.conf means the defaults.
+// The hooks are exempt: their root is dpkg's or apt's, taken from the
+// environment those run them with, and a hook must not start stopping
+// dpkg or apt over it.
+func checkGlobals(c *cli.Context) error {
+	if c.Args().First() == "hook" {
+		return nil
+	}
+	for _, name := range []string{"root", "admindir", "config"} {
+		if c.IsSet(name) && c.String(name) == "" {
+			if name == "root" {
+				return usagef("--root (or DEBSEAL_ROOT) is empty: give the root directory, / for this system")
+			}
+			return usagef("--%s is empty: give a path, or leave the option out for the default", name)
+		}
+	}
+	if c.IsSet("config") {
+		if _, err := os.Stat(c.String("config")); errors.Is(err, fs.ErrNotExist) {
+			return usagef("--config %s: no such file (without --config, debseal reads ROOT/etc/debseal/debseal.conf when it exists)", c.String("config"))
+		}
+	}
+	return nil
 }
 
 // commands lists every command; each lives in its own file.
@@ -182,12 +251,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(sigs)
 	done := make(chan int, 1)
 	go func() {
-		app := newApp(stdout, stderr)
+		out := &checkedWriter{w: stdout}
+		app := newApp(out, stderr)
 		err := app.RunContext(ctx, args)
-		code := exitCode(err)
-		if err != nil && code != exitOK && ctx.Err() == nil {
-			if _, pass := err.(exitStatus); !pass {
-				fmt.Fprintf(stderr, "debseal: %v\n", err)
+		code, msgs := exitResult(err, out.Err())
+		if ctx.Err() == nil {
+			for _, m := range msgs {
+				fmt.Fprintf(stderr, "debseal: %v\n", m)
 			}
 		}
 		done <- code

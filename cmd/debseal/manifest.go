@@ -35,7 +35,7 @@ func manifestCommand() *cli.Command {
 			"from the .deb in apt's cache (ROOT/var/cache/apt/archives) when it is the installed version,\n" +
 			"\"apt-verified\" when its hash matches apt's package indices; otherwise from the installed\n" +
 			"files, each checked against the package's md5sums (a file that differs is left out and\n" +
-			"reported). The hooks record manifests by themselves after every dpkg run. See docs/audit.md.\n\n" + exitCodesHelp,
+			"reported). The hooks record manifests by themselves after every dpkg run. See docs/audit.md.\n\n" + exitHelp("manifest"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "from-installed", Usage: "take modes, owners and symlink targets from the installed files even when a .deb is at hand (faster; content is still checked against the .deb's md5sums)"},
@@ -76,9 +76,12 @@ func runManifest(ctx context.Context, g globalOpts, o manifestOpts, out io.Write
 	}
 	counts := map[string]int{}
 	var mismatches, problems int
+	var badSums []string
 	for i, r := range results {
 		p := pkgs[i]
-		for _, pr := range r.problems {
+		var rest []error
+		rest, badSums = splitBadMD5Sums(r.problems, badSums)
+		for _, pr := range rest {
 			var mm *manifest.Mismatch
 			if errors.As(pr, &mm) {
 				mismatches++
@@ -105,11 +108,19 @@ func runManifest(ctx context.Context, g globalOpts, o manifestOpts, out io.Write
 	}
 	sort.Strings(parts)
 	fmt.Fprintf(out, "recorded %d manifests in %s: %s\n", len(pkgs)-countErrs(results, func(r manifestResult) bool { return r.err != nil }), b.Store.Dir, strings.Join(parts, ", "))
+	printBadMD5Sums(out, badSums)
+	var found []string
+	if mismatches > 0 {
+		found = append(found, fmt.Sprintf("%d installed files differ from their packages and were left out of the manifests", mismatches))
+	}
+	if len(badSums) > 0 {
+		found = append(found, fmt.Sprintf("%d md5sums lines are malformed", len(badSums)))
+	}
 	switch {
 	case problems > 0:
-		return fmt.Errorf("%w (%d problems)", errPartial, problems)
-	case mismatches > 0:
-		return fmt.Errorf("%w: %d installed files differ from their packages and were left out of the manifests", errFindings, mismatches)
+		return partialf("manifest: %d problems, each listed above", problems)
+	case len(found) > 0:
+		return findingsf("manifest: %s", strings.Join(found, ", "))
 	}
 	return nil
 }

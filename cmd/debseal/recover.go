@@ -21,7 +21,7 @@ func recoverCommand() *cli.Command {
 			"repairs them; any later debseal run then locks them. It also locks sealed packages\n" +
 			"that dpkg changed without debseal seeing it. Every debseal hook and the wrapper do\n" +
 			"this first on their own; run it by hand, or from debseal-recover.service at boot.\n" +
-			"Nothing is relocked while a dpkg runs.\n\n" + exitCodesHelp,
+			"Nothing is relocked while a dpkg runs.\n\n" + exitHelp("recover"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "also end transactions whose process still runs (a wedged process)"},
 		},
@@ -91,9 +91,9 @@ func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Wr
 	printProblems(stderr, errs)
 	switch {
 	case len(errs) > 0:
-		return fmt.Errorf("%w (%d errors)", errPartial, len(errs))
+		return partialf("recover: %d errors, each listed above", len(errs))
 	case findings > 0:
-		return fmt.Errorf("%w: %d", errFindings, findings)
+		return findingsf("%d findings (mismatches and orphans, listed above)", findings)
 	}
 	return nil
 }

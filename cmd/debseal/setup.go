@@ -44,7 +44,7 @@ func setupCommand() *cli.Command {
 			"  wrapper     apt runs dpkg through debseal (Dir::Bin::dpkg); by hand, use debseal dpkg\n" +
 			"  divert      /usr/bin/dpkg itself becomes debseal's wrapper (dpkg-divert --local --no-rename;\n" +
 			"              the real dpkg moves to /usr/bin/dpkg.distrib): every caller\n\n" +
-			"Running it again changes nothing. Remove with debseal teardown.\n\n" + exitCodesHelp,
+			"Running it again changes nothing. Remove with debseal teardown.\n\n" + exitHelp("setup"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "mode", Value: "dpkg-hooks", Usage: "`MODE`: dpkg-hooks, apt-hooks, wrapper or divert"},
 			&cli.StringFlag{Name: "binary", Value: aptconf.DefaultBinary, Usage: "where debseal is installed inside the root (`PATH`)"},
@@ -60,7 +60,7 @@ func teardownCommand() *cli.Command {
 		Name:  "teardown",
 		Usage: "remove the dpkg/apt integration that debseal setup installed",
 		Description: "Removes exactly the files of the installed mode (and, for divert, puts the real dpkg\n" +
-			"back). It does not unlock anything: debseal unlock --all does that.\n\n" + exitCodesHelp,
+			"back). It does not unlock anything: debseal unlock --all does that.\n\n" + exitHelp("teardown"),
 		Action: func(c *cli.Context) error {
 			return runTeardown(c.Context, globalsFrom(c), c.App.Writer)
 		},

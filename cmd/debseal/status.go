@@ -30,7 +30,7 @@ func statusCommand() *cli.Command {
 		Description: "For each package (all installed packages by default): the files debseal manages\n" +
 			"(regular files the policy locks), how many are locked and unlocked, how many are on\n" +
 			"filesystems without inode flags, and how many listed paths are skipped and why.\n" +
-			"With --json, one object as documented in docs/json.md (\"status\").\n\n" + exitCodesHelp,
+			"With --json, one object as documented in docs/json.md (\"status\").\n\n" + exitHelp("status"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 		},
@@ -196,8 +196,15 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 		o.Stderr = io.Discard
 	}
 	printProblems(o.Stderr, problems)
+	var parts []string
+	if n := countErrs(rep.Packages, func(p *pkgStatus) bool { return p.Error != "" }); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d packages could not be examined (their ERROR rows say why)", n))
+	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w (%d files could not be examined)", errPartial, len(problems))
+		parts = append(parts, fmt.Sprintf("%d problems examining files and journals (listed above)", len(problems)))
+	}
+	if len(parts) > 0 {
+		return partialf("status: %s", strings.Join(parts, "; "))
 	}
 	return nil
 }
