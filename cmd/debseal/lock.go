@@ -10,6 +10,7 @@ import (
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/progress"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
 )
@@ -266,7 +267,7 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 // recordMissingManifests records a manifest for each configured package
 // of pkgs that has none for its installed version. It returns how many it
 // recorded and the files left out because they differ from the md5sums.
-func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog seal.Progress) (int, []string, error) {
+func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog progress.Meter) (int, []string, error) {
 	b := manifest.NewBuilder(sys.g.Root, sys.db, sys.fs.Root)
 	defer b.Close()
 	var need []*dpkgdb.Package
