@@ -21,9 +21,11 @@ all: build
 build:
 	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/debseal
 
-# Everything: unit, root, filesystem matrix, end-to-end. Under CI=true a
-# skipped test fails the run.
+# Everything: unit, root, filesystem matrix, end-to-end. As root it first
+# installs the Debian packages the suite needs (scripts/deps.txt); otherwise
+# it says which are missing. Under CI=true a skipped test fails the run.
 test: build
+	scripts/deps.sh test
 	DEBSEAL_BIN=$(abspath $(BIN)) FUZZTIME=$(FUZZTIME) scripts/test.sh
 
 lint:
@@ -36,6 +38,7 @@ demo: build
 	scripts/demo.sh $(abspath $(BIN))
 
 bench: build
+	scripts/deps.sh bench
 	scripts/bench.sh $(abspath $(BIN))
 
 fuzz:

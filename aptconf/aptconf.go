@@ -57,8 +57,8 @@ func Snippets(mode, binary string) ([]File, error) {
 		}
 		if strings.HasPrefix(dst, "/etc/dpkg/") {
 			for _, l := range strings.Split(string(b), "\n") {
-				if len(l) > MaxDpkgConfigLine {
-					return nil, fmt.Errorf("aptconf: %s: a line of %d bytes with debseal at %s: dpkg reads at most %d (a longer line would stop every dpkg run with a configuration error)", dst, len(l), binary, MaxDpkgConfigLine)
+				if len(l) > maxDpkgConfigLine {
+					return nil, fmt.Errorf("aptconf: %s: a line of %d bytes with debseal at %s: dpkg reads at most %d (a longer line would stop every dpkg run with a configuration error)", dst, len(l), binary, maxDpkgConfigLine)
 				}
 			}
 		}
@@ -72,11 +72,11 @@ func Snippets(mode, binary string) ([]File, error) {
 	return out, nil
 }
 
-// MaxDpkgConfigLine is the longest line dpkg reads from its configuration
+// maxDpkgConfigLine is the longest line dpkg reads from its configuration
 // files (lib/dpkg/options.c reads lines with fgets into a 1024-byte
 // buffer: the rest of a longer line is read as a line of its own, an
 // unknown option, and every dpkg run fails; measured with dpkg 1.21).
-const MaxDpkgConfigLine = 1023
+const maxDpkgConfigLine = 1023
 
 // WrapperPath is apt's Dir::Bin::dpkg in the wrapper mode.
 const WrapperPath = "/usr/lib/debseal/dpkg"
@@ -98,11 +98,3 @@ func wrapperScript(tmpl []byte, realDpkg string) []byte {
 
 // Modes lists the integration modes, the default first.
 var Modes = []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"}
-
-// AllPaths lists every file any mode writes, for teardown.
-var AllPaths = []string{
-	"/etc/dpkg/dpkg.cfg.d/debseal",
-	"/etc/apt/apt.conf.d/99debseal-hooks",
-	"/etc/apt/apt.conf.d/99debseal-wrapper",
-	WrapperPath,
-}

@@ -135,7 +135,7 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v (reading every file)\n", cerr)
 		}
 	}
-	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, State: sys.state, FS: sys.fs.Root,
+	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, FS: sys.fs.Root,
 		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root),
 		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
 			Progress: newProgress(o.Stderr, true)}}

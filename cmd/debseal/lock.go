@@ -12,6 +12,7 @@ import (
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/progress"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
 )
@@ -274,7 +275,7 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 // of pkgs that has none for its installed version. It returns how many it
 // recorded, the files left out because they differ from the md5sums, and
 // what went wrong.
-func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog seal.Progress) (int, []string, []error) {
+func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog progress.Meter) (int, []string, []error) {
 	b := manifest.NewBuilder(sys.g.Root, sys.db, sys.fs.Root)
 	defer b.Close()
 	var need []*dpkgdb.Package

@@ -12,7 +12,7 @@ import (
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
-	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/progress"
 	"github.com/urfave/cli/v2"
 )
 
@@ -134,12 +134,12 @@ type manifestResult struct {
 
 // buildManifests builds and stores a manifest for each package, in
 // parallel (useData: from a cached .deb's data member when there is one).
-func buildManifests(ctx context.Context, b *manifest.Builder, pkgs []*dpkgdb.Package, useData bool, prog seal.Progress) ([]manifestResult, error) {
+func buildManifests(ctx context.Context, b *manifest.Builder, pkgs []*dpkgdb.Package, useData bool, prog progress.Meter) ([]manifestResult, error) {
 	results := make([]manifestResult, len(pkgs))
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	prog.Start("recording manifests", len(pkgs))
+	prog.Start("recording manifests", progress.Packages, len(pkgs))
 	for w := 0; w < max(2, runtime.GOMAXPROCS(0)); w++ {
 		wg.Add(1)
 		go func() {

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/progress"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,27 +23,29 @@ func isTerminal(w io.Writer) bool {
 
 // newProgress returns a progress line on w when it is a terminal and the
 // work is big enough to be worth one, and nothing otherwise.
-func newProgress(w io.Writer, enabled bool) seal.Progress {
+func newProgress(w io.Writer, enabled bool) progress.Meter {
 	if !enabled || !isTerminal(w) {
-		return seal.NoProgress
+		return progress.None
 	}
 	return &ttyProgress{w: w}
 }
 
-// ttyProgress draws "phase: done/total" on one line, at most ten times a
-// second, and erases it when done.
+// ttyProgress draws "phase: done/total unit" on one line, at most ten
+// times a second, and erases it when done.
 type ttyProgress struct {
 	w     io.Writer
 	mu    sync.Mutex
 	phase string
+	unit  progress.Unit
 	total int
 	done  int
 	last  time.Time
 }
 
-func (p *ttyProgress) Start(phase string, total int) {
+func (p *ttyProgress) Start(phase string, unit progress.Unit, total int) {
 	p.mu.Lock()
-	p.phase, p.total, p.done = phase, total, 0
+	p.phase, p.unit, p.total, p.done = phase, unit, total, 0
+	p.last = time.Time{} // a new phase shows at its first count
 	p.mu.Unlock()
 }
 
@@ -55,7 +57,7 @@ func (p *ttyProgress) Add(n int) {
 		return
 	}
 	p.last = time.Now()
-	fmt.Fprintf(p.w, "\r\033[K%s: %d/%d files", p.phase, p.done, p.total)
+	fmt.Fprintf(p.w, "\r\033[K%s: %d/%d %s", p.phase, p.done, p.total, p.unit)
 }
 
 func (p *ttyProgress) Done() {

@@ -15,6 +15,7 @@ import (
 	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/deb"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/policy"
 	"github.com/debseal/debseal/pkg/seal"
@@ -52,8 +53,15 @@ func openSeal(g globalOpts, mutating bool) (*seal.System, func(), error) {
 	s.Record = func(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef, digests seal.Digests) error {
 		b := manifest.NewBuilder(g.Root, s.DB, fs.Root)
 		defer b.Close()
-		b.Known = digests
-		return b.Record(ctx, pkgs, debs)
+		b.Known = func(id fsattr.Ident, size, mtime int64) ([16]byte, [32]byte, bool) {
+			d, ok := digests.Lookup(id, size, mtime)
+			return d.MD5, d.SHA256, ok
+		}
+		mdebs := make([]manifest.Deb, len(debs))
+		for i, d := range debs {
+			mdebs[i] = manifest.Deb{Path: d.Path, Package: d.Package, Arch: d.Arch}
+		}
+		return b.Record(ctx, pkgs, mdebs)
 	}
 	return s, func() { fs.Close() }, nil
 }

@@ -83,8 +83,8 @@ func (a Algo) size() int {
 	return 0
 }
 
-// ParseAlgo maps an index field name (or String's output) to an Algo.
-func ParseAlgo(name string) (Algo, bool) {
+// parseAlgo maps an index field name (or String's output) to an Algo.
+func parseAlgo(name string) (Algo, bool) {
 	switch strings.ToLower(name) {
 	case "md5sum", "md5":
 		return MD5, true
@@ -140,14 +140,14 @@ func (e *SyntaxError) Is(target error) bool { return target == ErrSyntax }
 // far beyond any real one).
 const maxLine = 1 << 20
 
-// Parse calls fn for every paragraph of an index that names a package,
+// parse calls fn for every paragraph of an index that names a package,
 // version, architecture and at least one well-formed hash. Paragraphs
 // without them are skipped (an index may describe things that are not
 // .debs, and an entry we cannot use simply verifies nothing); a malformed
 // line (no colon outside a continuation, a hash that is not hex of the
 // right length, an overlong line) is an error, because a damaged index
 // must not be half-trusted.
-func Parse(r io.Reader, name string, fn func(Entry) error) error {
+func parse(r io.Reader, name string, fn func(Entry) error) error {
 	br := bufio.NewReaderSize(r, 256<<10)
 	var (
 		e      Entry
@@ -225,7 +225,7 @@ func Parse(r io.Reader, name string, fn func(Entry) error) error {
 			case equalFold(field, "Filename"):
 				e.Filename = string(value)
 			default:
-				a, ok := ParseAlgo(string(field))
+				a, ok := parseAlgo(string(field))
 				if !ok {
 					break
 				}
@@ -263,14 +263,14 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// Suffixes are the compressions OpenFile reads, keyed by file suffix.
-var Suffixes = []string{"", ".gz", ".lz4", ".xz", ".zst"}
+// suffixes are the compressions openFile reads, keyed by file suffix.
+var suffixes = []string{"", ".gz", ".lz4", ".xz", ".zst"}
 
-// IsIndexName reports whether a file name in apt's lists directory is a
-// binary package index OpenFile can read ("…_Packages" plus one of
-// Suffixes).
-func IsIndexName(name string) bool {
-	for _, s := range Suffixes {
+// isIndexName reports whether a file name in apt's lists directory is a
+// binary package index openFile can read ("…_Packages" plus one of
+// suffixes).
+func isIndexName(name string) bool {
+	for _, s := range suffixes {
 		if strings.HasSuffix(name, "_Packages"+s) {
 			return true
 		}
@@ -278,8 +278,8 @@ func IsIndexName(name string) bool {
 	return false
 }
 
-// OpenFile opens an index, decompressing it by its suffix.
-func OpenFile(path string) (io.ReadCloser, error) {
+// openFile opens an index, decompressing it by its suffix.
+func openFile(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("aptindex: %w", err)
@@ -336,12 +336,12 @@ func decompress(f *os.File, path string) (io.Reader, error) {
 	return br, nil
 }
 
-// ParseFile parses one index file.
-func ParseFile(path string, fn func(Entry) error) error {
-	r, err := OpenFile(path)
+// parseFile parses one index file.
+func parseFile(path string, fn func(Entry) error) error {
+	r, err := openFile(path)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	return Parse(r, path, fn)
+	return parse(r, path, fn)
 }

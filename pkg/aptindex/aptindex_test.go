@@ -16,7 +16,7 @@ import (
 func parseAll(t *testing.T, data string) ([]Entry, error) {
 	t.Helper()
 	var out []Entry
-	err := Parse(strings.NewReader(data), "test", func(e Entry) error {
+	err := parse(strings.NewReader(data), "test", func(e Entry) error {
 		out = append(out, e)
 		return nil
 	})
@@ -132,7 +132,7 @@ func TestLoadCompressed(t *testing.T) {
 
 func TestMatch(t *testing.T) {
 	data := []byte("a .deb")
-	sums, err := HashReader(bytes.NewReader(data), SHA256, MD5, SHA256)
+	sums, err := hashReader(bytes.NewReader(data), SHA256, MD5, SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +158,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("Package: 0\nVersion: 0\nArchitecture: 0\nFilename: 0\f00\nSHA1: " + strings.Repeat("0", 40) + "\n"))
 	f.Add([]byte("Package: 0\nVersion: 0\nArchitecture: 0\nFilename: \u00a0x\nSHA1: " + strings.Repeat("0", 40) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		Parse(bytes.NewReader(data), "fuzz", func(e Entry) error {
+		parse(bytes.NewReader(data), "fuzz", func(e Entry) error {
 			if e.Package == "" || e.Version == "" || e.Arch == "" || len(e.Hash.Sum) != e.Hash.Algo.size() {
 				t.Fatalf("bad entry %+v", e)
 			}
-			// What Parse accepts, the cache must round-trip.
+			// What parse accepts, the cache must round-trip.
 			got, err := parseCacheLine([]byte(strings.TrimSuffix(cacheLine(e), "\n")))
 			if err != nil || got.Key() != e.Key() || !bytes.Equal(got.Hash.Sum, e.Hash.Sum) {
 				t.Fatalf("cache line of %+v: %+v, %v", e, got, err)

@@ -64,7 +64,7 @@ func Load(listsDir, cacheRoot, cacheName string) (*Index, error) {
 	}
 	var lines []string
 	for _, src := range sources {
-		err := ParseFile(filepath.Join(listsDir, src), func(e Entry) error {
+		err := parseFile(filepath.Join(listsDir, src), func(e Entry) error {
 			lines = append(lines, cacheLine(e))
 			return nil
 		})
@@ -137,7 +137,7 @@ func fingerprint(dir string) ([]string, string, error) {
 	var names []string
 	var fp strings.Builder
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !IsIndexName(e.Name()) {
+		if !e.Type().IsRegular() || !isIndexName(e.Name()) {
 			continue
 		}
 		info, err := e.Info()
@@ -151,7 +151,7 @@ func fingerprint(dir string) ([]string, string, error) {
 }
 
 // cacheLine is one entry in the cache's line format. Fields never contain
-// blanks (Parse refuses them); a Filename with one (any Unicode space, as
+// blanks (parse refuses them); a Filename with one (any Unicode space, as
 // parseCacheLine splits with strings.Fields) is cut at it: it is only
 // informative.
 func cacheLine(e Entry) string {
@@ -180,7 +180,7 @@ func parseCacheLine(l []byte) (Entry, error) {
 	if len(f) != 6 {
 		return Entry{}, fmt.Errorf("aptindex: cache: bad line %q", truncate(l))
 	}
-	a, ok := ParseAlgo(f[3])
+	a, ok := parseAlgo(f[3])
 	if !ok {
 		return Entry{}, fmt.Errorf("aptindex: cache: bad algorithm %q", f[3])
 	}
@@ -204,9 +204,6 @@ func (ix *Index) lineAt(off int) (line []byte, next int) {
 	}
 	return ix.data[start : start+end], start + end + 1
 }
-
-// Len is the number of entries (it reads the whole cache).
-func (ix *Index) Len() int { return bytes.Count(ix.data, []byte{'\n'}) }
 
 // Lookup returns every entry for the package, version and architecture
 // (several indices may list the same .deb): a binary search over the
@@ -245,8 +242,8 @@ func (ix *Index) Lookup(pkg, version, arch string) []Entry {
 	return out
 }
 
-// HashReader computes the given algorithms over r in one pass.
-func HashReader(r io.Reader, algos ...Algo) (map[Algo][]byte, error) {
+// hashReader computes the given algorithms over r in one pass.
+func hashReader(r io.Reader, algos ...Algo) (map[Algo][]byte, error) {
 	hs := map[Algo]io.Writer{}
 	var ws []io.Writer
 	sums := map[Algo][]byte{}

@@ -18,7 +18,7 @@ import (
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/policy"
-	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/progress"
 	md5simd "github.com/minio/md5-simd"
 )
 
@@ -37,15 +37,17 @@ type Options struct {
 	Full  bool
 	// Workers is the parallelism (default: twice the CPUs, so that reads
 	// from a cold disk overlap with hashing).
-	Workers  int
-	Progress seal.Progress
+	Workers int
+	// Progress counts packages: the total is len(pkgs) (every package
+	// with files when nil), and each is added once its findings are out.
+	Progress progress.Meter
 }
 
 // Auditor audits the packages of one system.
 type Auditor struct {
 	DB        *dpkgdb.DB
 	Policy    *policy.Config
-	State     *seal.State // which packages are sealed (expected locked)
+	Sealed    func(pkg string) bool // which packages are expected locked (nil: none)
 	FS        *fsattr.Root
 	Manifests *manifest.Store // nil: no manifests
 	Owners    *manifest.Owners
@@ -133,19 +135,11 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	}
 	prog := a.Opts.Progress
 	if prog == nil {
-		prog = seal.NoProgress
+		prog = progress.None
 	}
-	total := 0
-	counts := make([]int, len(pkgs))
-	// Counting lines is cheap next to parsing them again, and the progress
-	// line needs a total: stat the lists only.
-	for i, p := range pkgs {
-		if st, err := fsStat(a.DB.InfoPath(p, "list")); err == nil {
-			counts[i] = int(st / 40) // ~40 bytes a path: an estimate for the progress line only
-			total += counts[i]
-		}
-	}
-	prog.Start("auditing", total)
+	// Packages, not files: their number is known without reading every
+	// list an extra time.
+	prog.Start("auditing", progress.Packages, len(pkgs))
 	defer prog.Done()
 
 	sh.lanes = newMD5Lanes()
@@ -191,7 +185,6 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 						return
 					}
 					wk.run(ctx, j)
-					prog.Add(len(j.files))
 				}
 			}
 		}()
@@ -237,6 +230,7 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	for pj := range window {
 		<-pj.done
 		sum.Packages++
+		prog.Add(1)
 		for _, f := range pj.pre {
 			sum.ByKind[f.Kind]++
 			emit(f)
@@ -311,7 +305,7 @@ const (
 func (a *Auditor) prepare(pj *pkgJob, sh *shared) {
 	p := pj.p
 	pj.conf = map[string]dpkgdb.Conffile{}
-	pj.sealed = a.State != nil && a.State.Sealed(p.Name) && p.Configured() && !a.Policy.PackageExcluded(p.Name)
+	pj.sealed = a.Sealed != nil && a.Sealed(p.Name) && p.Configured() && !a.Policy.PackageExcluded(p.Name)
 	for _, c := range p.Conffiles {
 		pj.conf[c.Path] = c
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/policy"
-	"github.com/debseal/debseal/pkg/seal"
 )
 
 func TestCacheRoundTrip(t *testing.T) {
@@ -146,7 +145,7 @@ func TestRunUnprivileged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fsys.Close()
-	a := &Auditor{DB: db, Policy: policy.Default(), State: seal.NewState(), FS: fsys,
+	a := &Auditor{DB: db, Policy: policy.Default(), FS: fsys,
 		Opts: Options{PathFilters: []string{"-/usr/share/doc/*"}}}
 	var got []string
 	sum, err := a.Run(context.Background(), nil, func(f Finding) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/debseal/debseal/pkg/deb822"
@@ -233,7 +232,7 @@ func (info *Info) parse(files map[string][]byte, file string, m *Member) error {
 		info.Triggers = nonNil(ts)
 		info.Warnings = append(info.Warnings, bad...)
 	}
-	for _, s := range ScriptNames {
+	for _, s := range scriptNames {
 		if b, ok := files[s]; ok {
 			info.Scripts[s] = b
 		}
@@ -246,16 +245,4 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-// HasScript reports whether the package has the maintainer script name.
-func (info *Info) HasScript(name string) bool {
-	_, ok := info.Scripts[name]
-	return ok
-}
-
-// IsConffile reports whether path (absolute) is one of the package's
-// conffiles.
-func (info *Info) IsConffile(path string) bool {
-	return slices.ContainsFunc(info.Conffiles, func(c debfmt.Conffile) bool { return c.Path == path })
 }

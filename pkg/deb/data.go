@@ -54,8 +54,8 @@ func Walk(r io.Reader, name string, opt Options, fn func(e *Entry) error) (*Info
 	return info, nil
 }
 
-// WalkFile is Walk on a file.
-func WalkFile(path string, opt Options, fn func(e *Entry) error) (*Info, error) {
+// walkFile is Walk on a file.
+func walkFile(path string, opt Options, fn func(e *Entry) error) (*Info, error) {
 	f, err := OpenFile(path)
 	if err != nil {
 		return nil, err

@@ -130,8 +130,8 @@ type ControlEntry struct {
 	Interpreter string // the "#!" line of a script, without "#!"; empty if none
 }
 
-// ScriptNames are the maintainer scripts Info.Scripts can hold.
-var ScriptNames = []string{"preinst", "postinst", "prerm", "postrm", "config"}
+// scriptNames are the maintainer scripts Info.Scripts can hold.
+var scriptNames = []string{"preinst", "postinst", "prerm", "postrm", "config"}
 
 // EntryType is the type of a data member entry, as dpkg sees it.
 type EntryType int

@@ -94,7 +94,7 @@ func compareWithDpkg(t *testing.T, path string) {
 
 	// Walk does both in one pass and must agree.
 	var n int
-	info2, err := WalkFile(path, Options{}, func(e *Entry) error {
+	info2, err := walkFile(path, Options{}, func(e *Entry) error {
 		if e.Path != entries[n].Path || e.Hashed {
 			t.Errorf("WalkFile entry %d = %q (hashed %v), want %q unhashed", n, e.Path, e.Hashed, entries[n].Path)
 		}
@@ -147,7 +147,7 @@ func compareControl(t *testing.T, path string, info *Info) {
 		}
 		return b, true
 	}
-	for _, s := range ScriptNames {
+	for _, s := range scriptNames {
 		want, ok := read(s)
 		got, has := info.Scripts[s]
 		if has != ok || !bytes.Equal(got, want) {

@@ -61,7 +61,7 @@ func FuzzReadInfo(f *testing.F) {
 			}
 		}
 		for name := range info.Scripts {
-			if !strings.Contains(strings.Join(ScriptNames, " "), name) {
+			if !strings.Contains(strings.Join(scriptNames, " "), name) {
 				t.Fatalf("Scripts[%q]: not a maintainer script", name)
 			}
 		}

@@ -143,11 +143,11 @@ func (r *Reader) keep(name []byte) bool {
 
 // NewReader reads paragraphs from r; name is used in error messages.
 func NewReader(r io.Reader, name string) *Reader {
-	return NewReaderLimits(r, name, Limits{})
+	return newReaderLimits(r, name, Limits{})
 }
 
-// NewReaderLimits is NewReader with explicit limits.
-func NewReaderLimits(r io.Reader, name string, l Limits) *Reader {
+// newReaderLimits is NewReader with explicit limits.
+func newReaderLimits(r io.Reader, name string, l Limits) *Reader {
 	if l.MaxLine <= 0 {
 		l.MaxLine = defaultMaxLine
 	}

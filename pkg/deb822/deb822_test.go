@@ -130,12 +130,12 @@ func TestStickyError(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	long := "Package: " + strings.Repeat("x", 200) + "\n"
-	_, err := NewReaderLimits(strings.NewReader(long), "big", Limits{MaxLine: 100}).Next()
+	_, err := newReaderLimits(strings.NewReader(long), "big", Limits{MaxLine: 100}).Next()
 	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "line longer") {
 		t.Errorf("long line: error = %v", err)
 	}
 	para := "Conffiles:\n" + strings.Repeat(" /etc/x 0123456789\n", 100)
-	_, err = NewReaderLimits(strings.NewReader(para), "big", Limits{MaxParagraph: 500}).Next()
+	_, err = newReaderLimits(strings.NewReader(para), "big", Limits{MaxParagraph: 500}).Next()
 	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), "paragraph larger") {
 		t.Errorf("big paragraph: error = %v", err)
 	}
@@ -188,10 +188,10 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lim := Limits{MaxLine: 4096, MaxParagraph: 1 << 16}
-		r := NewReaderLimits(strings.NewReader(string(data)), "fuzz", lim)
+		r := newReaderLimits(strings.NewReader(string(data)), "fuzz", lim)
 		// The same input read keeping only some fields: the same
 		// paragraphs with those fields, or a syntax error no later.
-		only := NewReaderLimits(strings.NewReader(string(data)), "fuzz", lim)
+		only := newReaderLimits(strings.NewReader(string(data)), "fuzz", lim)
 		only.Only("package", "CONFFILES")
 		for i := 0; i < 10000; i++ {
 			p, err := r.Next()

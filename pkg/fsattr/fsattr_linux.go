@@ -411,9 +411,6 @@ func (f *RawFile) Read(p []byte) (int, error) {
 	}
 }
 
-// Name is the file's path for messages.
-func (f *RawFile) Name() string { return f.name }
-
 // Close closes the descriptor.
 func (f *RawFile) Close() error { return unix.Close(f.fd) }
 

@@ -25,7 +25,6 @@ import (
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
-	"github.com/debseal/debseal/pkg/seal"
 )
 
 // Builder builds and records manifests for the packages of one root.
@@ -41,10 +40,10 @@ type Builder struct {
 	// Archives is apt's cache of .debs (ROOT/var/cache/apt/archives).
 	Archives string
 	Now      func() time.Time
-	// Known are digests of installed files read moments ago (by the
-	// relock's md5sums check): a file with the same inode, size and mtime
-	// is not read again.
-	Known seal.Digests
+	// Known returns the digests of an installed file read moments ago
+	// (by the relock's md5sums check) when it was read with this inode,
+	// size and mtime; such a file is not read again. nil: none known.
+	Known func(id fsattr.Ident, size, mtime int64) (md5 [16]byte, sha256 [32]byte, ok bool)
 
 	ixOnce sync.Once
 	ix     *aptindex.Index
@@ -295,11 +294,15 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 			}
 			var sha [32]byte
 			var md [16]byte
-			if d, ok := b.Known.Lookup(info.Ident, info.Size, info.Mtime); ok {
-				sha, md = d.SHA256, d.MD5 // read moments ago (seal.Planner.VerifyDigests)
-			} else if sha, md, err = hashFile(cur, name, info.Ident, buf); err != nil {
-				problems = append(problems, err)
-				continue
+			known := false
+			if b.Known != nil {
+				md, sha, known = b.Known(info.Ident, info.Size, info.Mtime)
+			}
+			if !known {
+				if sha, md, err = hashFile(cur, name, info.Ident, buf); err != nil {
+					problems = append(problems, err)
+					continue
+				}
 			}
 			if hasRef && md != want {
 				if isConf {
@@ -409,13 +412,17 @@ func (b *Builder) build(ctx context.Context, p *dpkgdb.Package, c *DebCheck, use
 	return m, problems, nil
 }
 
-// Record is seal.System.Record: after a dpkg run it records a manifest
-// for every package just relocked, from the installed files checked
+// Deb is an archive a dpkg run unpacked, and the package it holds (Arch
+// empty: any architecture).
+type Deb struct{ Path, Package, Arch string }
+
+// Record is what seal.System.Record calls: after a dpkg run it records a
+// manifest for every package just relocked, from the installed files checked
 // against the md5sums of the run's .deb for that package (authenticated
 // through apt's indices when they list it), or against dpkg's md5sums
 // when the run had no .deb for it (a configure, a trigger). Problems are
 // joined into the returned error; the other manifests are still written.
-func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef) error {
+func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []Deb) error {
 	var errs []error
 	for _, p := range pkgs {
 		debPath := ""

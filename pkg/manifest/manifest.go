@@ -129,10 +129,6 @@ type Manifest struct {
 	Entries                []Entry // sorted by Path
 }
 
-// ID is the manifest's file name stem: name_arch (every architecture gets
-// its own manifest, whatever dpkg's naming).
-func (m *Manifest) ID() string { return ID(m.Package, m.Arch) }
-
 // ID is the stem for a package and architecture.
 func ID(pkg, arch string) string {
 	if arch == "" {

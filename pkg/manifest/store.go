@@ -10,7 +10,6 @@ import (
 
 	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/fsattr"
-	"github.com/debseal/debseal/pkg/seal"
 )
 
 // storeDir is where the manifests are, within the root.
@@ -29,7 +28,7 @@ type Store struct {
 
 // StoreFor returns the store of a root.
 func StoreFor(root string) *Store {
-	return &Store{Dir: filepath.Join(seal.StateDir(root), "manifests"), root: root}
+	return &Store{Dir: filepath.Join(root, storeDir), root: root}
 }
 
 // Path is the file of a package's manifest.

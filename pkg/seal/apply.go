@@ -8,24 +8,8 @@ import (
 	"syscall"
 
 	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/progress"
 )
-
-// Progress receives counts while a long operation runs; the CLI renders it
-// on a terminal. Implementations must be safe for concurrent use.
-type Progress interface {
-	Start(phase string, total int)
-	Add(n int)
-	Done()
-}
-
-type noProgress struct{}
-
-func (noProgress) Start(string, int) {}
-func (noProgress) Add(int)           {}
-func (noProgress) Done()             {}
-
-// NoProgress discards progress.
-var NoProgress Progress = noProgress{}
 
 // Outcome is what happened to one target.
 type Outcome struct {
@@ -62,9 +46,9 @@ type devUnsupported struct {
 // state is not even opened. On a filesystem that turns out to lack flag
 // support, the remaining targets on the same device are reported
 // unsupported without another ioctl.
-func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int, prog Progress) *Summary {
+func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int, prog progress.Meter) *Summary {
 	if prog == nil {
-		prog = NoProgress
+		prog = progress.None
 	}
 	if workers <= 0 {
 		workers = (&Planner{}).workers()
@@ -84,7 +68,7 @@ func Apply(ctx context.Context, fsys FS, targets []*Target, on bool, workers int
 		}
 		groups[t.Dir] = append(groups[t.Dir], i)
 	}
-	prog.Start(map[bool]string{true: "locking", false: "unlocking"}[on], len(targets))
+	prog.Start(map[bool]string{true: "locking", false: "unlocking"}[on], progress.Files, len(targets))
 	prog.Add(s.Already)
 	forEachDir(ctx, fsys, dirs, workers, func(dir string, d Dir, derr error) {
 		for _, i := range groups[dir] {

@@ -9,8 +9,8 @@
 //
 // The filesystem is injected (FS), so the planning logic is unit tested
 // without root; RootFS is the real one, on pkg/fsattr. seal does not print
-// or exit: it returns counts and errors, and reports progress through an
-// interface the CLI renders.
+// or exit: it returns counts and errors, and reports progress through a
+// pkg/progress Meter the CLI renders.
 package seal
 
 import (

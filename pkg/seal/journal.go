@@ -209,8 +209,8 @@ func readJournal(r *confined.Root, root, name string) (*Journal, error) {
 	return j, nil
 }
 
-// FindJournal returns the journal of owner, or nil.
-func FindJournal(root string, owner Process) (*Journal, error) {
+// findJournal returns the journal of owner, or nil.
+func findJournal(root string, owner Process) (*Journal, error) {
 	r, err := openRoot(root)
 	if err != nil {
 		return nil, err

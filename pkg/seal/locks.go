@@ -84,12 +84,12 @@ func lockHolder(p string) (int, error) {
 	return int(lk.Pid), nil
 }
 
-// HoldDpkgLock takes dpkg's database lock so no dpkg can start while
+// holdDpkgLock takes dpkg's database lock so no dpkg can start while
 // debseal recovers. It fails at once if a dpkg runs. The lock is an open
 // file description lock: it conflicts with the fcntl lock dpkg takes, but
 // unlike one it survives this process closing another descriptor of the
 // same file (every lock check opens and closes one).
-func HoldDpkgLock(admindir string) (release func(), err error) {
+func holdDpkgLock(admindir string) (release func(), err error) {
 	p := filepath.Join(admindir, "lock")
 	f, err := openDpkgLock(p, unix.O_RDWR|unix.O_CREAT)
 	if err != nil {

@@ -28,12 +28,6 @@ type Request struct {
 	Unknown string `json:"unknown,omitempty"`
 }
 
-// Empty reports whether the request touches nothing.
-func (r Request) Empty() bool {
-	return len(r.Debs) == 0 && len(r.Configure) == 0 && len(r.Remove) == 0 && len(r.TriggersOnly) == 0 &&
-		!r.ConfigurePending && !r.RemovePending && !r.PurgePending && !r.TriggersPending && r.Unknown == ""
-}
-
 // DebInfo is what a transaction needs to know about an archive before dpkg
 // unpacks it: read from the control member only (pkg/deb).
 type DebInfo struct {

@@ -63,7 +63,7 @@ func (se *Session) locked(fn func(*SessionReport) error) (*SessionReport, error)
 func (se *Session) Finish(ctx context.Context, j *Journal) (*SessionReport, error) {
 	return se.locked(func(rep *SessionReport) (err error) {
 		if j == nil {
-			if j, err = FindJournal(se.Root, se.Owner); err != nil {
+			if j, err = findJournal(se.Root, se.Owner); err != nil {
 				return err
 			}
 		}
@@ -156,7 +156,7 @@ func (s *System) Recover(ctx context.Context, force bool) ([]RecoverReport, []er
 		// Keep an unhooked dpkg from starting meanwhile. When the lock
 		// cannot be had, Busy said its holder is ours (the apt whose hook
 		// this is): nobody else can start either.
-		release, err := HoldDpkgLock(s.Admindir)
+		release, err := holdDpkgLock(s.Admindir)
 		if err == nil {
 			s.holdsDpkgLock = true
 		} else {

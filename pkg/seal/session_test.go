@@ -370,7 +370,7 @@ func TestEndInterruptedKeepsJournal(t *testing.T) {
 // (which opens and closes the lock file) must not drop that hold.
 func TestRecoverKeepsDpkgLockHeld(t *testing.T) {
 	admindir := t.TempDir()
-	release, err := HoldDpkgLock(admindir)
+	release, err := holdDpkgLock(admindir)
 	if err != nil {
 		t.Fatal(err)
 	}

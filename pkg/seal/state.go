@@ -28,8 +28,8 @@ type State struct {
 	Pkgs   map[string]bool // package names sealed one by one (without All)
 }
 
-// NewState is the state of a system nothing was sealed on.
-func NewState() *State {
+// newState is the state of a system nothing was sealed on.
+func newState() *State {
 	return &State{Except: map[string]bool{}, Pkgs: map[string]bool{}}
 }
 
@@ -62,7 +62,7 @@ func LoadState(root string) (*State, error) {
 	p := r.Join(stateFile)
 	b, err := r.ReadFile(stateFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return NewState(), nil
+		return newState(), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
@@ -71,7 +71,7 @@ func LoadState(root string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	s := NewState()
+	s := newState()
 	if len(paras) != 1 {
 		return nil, fmt.Errorf("seal: %s: want one paragraph, found %d", p, len(paras))
 	}

@@ -27,8 +27,8 @@ type System struct {
 	Alive func(Process) bool
 	// Record, when set, is called by End with the packages it relocked and
 	// the archives of the transaction (those apt or dpkg was given), before
-	// the journal goes: the audit records its manifests there. Its error
-	// is reported, not fatal.
+	// the journal goes: the CLI records their manifests there (pkg/manifest).
+	// Its error is reported, not fatal.
 	// digests are what End read of the files it verified (MD5 and
 	// SHA-256 in one read), so they need not be read again.
 	Record  func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef, digests Digests) error
@@ -138,7 +138,7 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 	// same process; when one ended without its Post-Invoke (apt skips it
 	// after a failed hook), its journal is still there and what it
 	// unlocked must stay on record: merge instead of overwriting.
-	old, err := FindJournal(s.Root, owner)
+	old, err := findJournal(s.Root, owner)
 	if err != nil {
 		return nil, err
 	}

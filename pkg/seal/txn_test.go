@@ -14,7 +14,7 @@ import (
 func (w *world) sealedSystem(t *testing.T) *System {
 	t.Helper()
 	root := t.TempDir()
-	st := NewState()
+	st := newState()
 	st.Lock(nil, true)
 	if err := st.Save(root); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestBeginMergesJournalOfSameOwner(t *testing.T) {
 			t.Fatalf("Begin(remove %s): %v", pkg, err)
 		}
 	}
-	j, err := FindJournal(root, owner)
+	j, err := findJournal(root, owner)
 	if err != nil || j == nil {
 		t.Fatalf("FindJournal = %v, %v", j, err)
 	}

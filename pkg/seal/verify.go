@@ -10,6 +10,7 @@ import (
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/progress"
 )
 
 // Mismatch is a target whose content differs from what its package's
@@ -55,19 +56,19 @@ func (d Digests) Lookup(id fsattr.Ident, size, mtime int64) (FileDigest, bool) {
 
 // Verify hashes every target (in parallel, by directory) and compares the
 // MD5 with the md5sums of each package that lists it.
-func (pl *Planner) Verify(ctx context.Context, targets []*Target, prog Progress) *VerifyResult {
+func (pl *Planner) Verify(ctx context.Context, targets []*Target, prog progress.Meter) *VerifyResult {
 	return pl.verify(ctx, targets, prog, false)
 }
 
 // VerifyDigests is Verify that also computes each file's SHA-256 in the
 // same read and returns both digests of the files that matched.
-func (pl *Planner) VerifyDigests(ctx context.Context, targets []*Target, prog Progress) *VerifyResult {
+func (pl *Planner) VerifyDigests(ctx context.Context, targets []*Target, prog progress.Meter) *VerifyResult {
 	return pl.verify(ctx, targets, prog, true)
 }
 
-func (pl *Planner) verify(ctx context.Context, targets []*Target, prog Progress, withSHA bool) *VerifyResult {
+func (pl *Planner) verify(ctx context.Context, targets []*Target, prog progress.Meter, withSHA bool) *VerifyResult {
 	if prog == nil {
-		prog = NoProgress
+		prog = progress.None
 	}
 	res := &VerifyResult{}
 	sums := map[string]map[string][16]byte{}
@@ -99,6 +100,7 @@ func (pl *Planner) verify(ctx context.Context, targets []*Target, prog Progress,
 	verdicts := make([]verdict, len(targets))
 	groups := map[string][]int{}
 	var dirs []string
+	hashed := 0 // the files read: the progress total
 	for i, t := range targets {
 		covered := false
 		for _, o := range t.Owners {
@@ -114,8 +116,9 @@ func (pl *Planner) verify(ctx context.Context, targets []*Target, prog Progress,
 			dirs = append(dirs, t.Dir)
 		}
 		groups[t.Dir] = append(groups[t.Dir], i)
+		hashed++
 	}
-	prog.Start("verifying", len(targets))
+	prog.Start("verifying", progress.Files, hashed)
 	forEachDir(ctx, pl.FS, dirs, pl.workers(), func(dir string, d Dir, derr error) {
 		for _, i := range groups[dir] {
 			v := &verdicts[i]

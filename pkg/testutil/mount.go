@@ -56,7 +56,7 @@ func Mount(t testing.TB, fstype, dir string) string {
 		}
 	}
 	t.Cleanup(func() {
-		if err := ClearTree(dir); err != nil {
+		if err := clearTree(dir); err != nil {
 			t.Errorf("clearing flags on %s: %v", dir, err)
 		}
 		if out, err := exec.Command(umount[0], umount[1:]...).CombinedOutput(); err != nil {

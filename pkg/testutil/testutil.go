@@ -112,9 +112,9 @@ func clearFlags(path string) error {
 	return nil
 }
 
-// ClearTree clears the immutable and append-only flags of every regular
+// clearTree clears the immutable and append-only flags of every regular
 // file and directory under dir, by path. It returns every error.
-func ClearTree(dir string) error {
+func clearTree(dir string) error {
 	var errs []error
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -137,13 +137,13 @@ func ClearTree(dir string) error {
 	return errors.Join(errs...)
 }
 
-// CleanupFlags registers a t.Cleanup that clears every flag under dir and
+// cleanupFlags registers a t.Cleanup that clears every flag under dir and
 // fails the test if that is not possible. Register it after creating dir
 // with t.TempDir, so it runs before the directory is removed.
-func CleanupFlags(t testing.TB, dir string) {
+func cleanupFlags(t testing.TB, dir string) {
 	t.Helper()
 	t.Cleanup(func() {
-		if err := ClearTree(dir); err != nil {
+		if err := clearTree(dir); err != nil {
 			t.Errorf("clearing immutable flags under %s: %v", dir, err)
 		}
 	})
@@ -154,7 +154,7 @@ func CleanupFlags(t testing.TB, dir string) {
 func TempRoot(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	CleanupFlags(t, dir)
+	cleanupFlags(t, dir)
 	return dir
 }
 
@@ -213,10 +213,10 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// CopyTree copies the directory src to dst (which must not exist), turning
+// copyTree copies the directory src to dst (which must not exist), turning
 // "%3a" in file names back into ":" (fixtures store Multi-Arch info files
 // that way because Go module zips refuse ':' in names).
-func CopyTree(t testing.TB, src, dst string) {
+func copyTree(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -258,7 +258,7 @@ func CopyTree(t testing.TB, src, dst string) {
 func Fixture(t testing.TB, name string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), filepath.Base(name))
-	CopyTree(t, filepath.Join(RepoRoot(t), "testdata", name), dst)
+	copyTree(t, filepath.Join(RepoRoot(t), "testdata", name), dst)
 	return dst
 }
 

@@ -59,14 +59,6 @@ func TrixieUpgrade(t testing.TB) *Upgrade {
 	return u
 }
 
-// TrixieDebs is the directory of the cached trixie .debs of the Debian
-// 12 -> 13 upgrade (about 300 real packages), for tests that want real
-// trixie packages (a maintainer script scan, dpkg -i of a real set).
-func TrixieDebs(t testing.TB) string {
-	t.Helper()
-	return TrixieUpgrade(t).Debs
-}
-
 // NewBookwormChroot is NewChroot with the upgrade's bookworm tree: about
 // 300 packages (systemd, openssh-server, sudo, python3, perl, man-db,
 // locales, procps, dbus, zlib1g:i386 …) and no apt lists.
