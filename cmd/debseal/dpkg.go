@@ -92,6 +92,7 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	execDpkg := func() int {
+		beforeExec()
 		err := syscall.Exec(real, append([]string{"dpkg"}, args...), os.Environ())
 		fmt.Fprintf(stderr, "debseal: exec %s: %v\n", real, err)
 		return 2

@@ -201,9 +201,13 @@ func main() {
 		}
 		if f, err := os.Create(p); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
+				stop := func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}
+				beforeExec = stop
 				code := run(os.Args, os.Stdout, os.Stderr)
-				pprof.StopCPUProfile()
-				f.Close()
+				stop()
 				os.Exit(code)
 			}
 			f.Close()
@@ -211,6 +215,12 @@ func main() {
 	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
+
+// beforeExec undoes what this process set up that a program it execs in
+// its place would inherit and must not: the profiler's SIGPROF timer
+// (setitimer survives execve, and kills a program that does not handle
+// SIGPROF, such as dpkg). Profiles end there.
+var beforeExec = func() {}
 
 // tuneGC: debseal runs are short (a hook, a lock), so it collects garbage
 // less often than Go's default, which saves a few percent of CPU. GOGC in

@@ -28,6 +28,7 @@ fd7) echo "status line on fd 7" >&7; exit 0 ;;
 stdin) read line; echo "stdin: $line"; exit 0 ;;
 term) trap 'echo got TERM; exit 42' TERM; echo ready; while :; do sleep 0.05; done ;;
 kill) kill -KILL $$ ;;
+busy) i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo done; exit 0 ;;
 probe) lsattr "$PROBE" ;;
 esac
 `
@@ -96,6 +97,33 @@ func TestWrapperPassesThrough(t *testing.T) {
 	cmd.Stdin = strings.NewReader("from the caller\n")
 	if out, _ := testutil.Output(t, cmd); !strings.Contains(out, "stdin: from the caller") {
 		t.Errorf("stdin not passed:\n%s", out)
+	}
+}
+
+// TestWrapperProfiled: a wrapper run with DEBSEAL_CPUPROFILE (how the
+// README says to find where a transaction's time goes) runs dpkg exactly
+// as without it. The profiler's SIGPROF timer survives execve: a dpkg
+// exec'd in the wrapper's place (a query, apt's --set-selections) died of
+// SIGPROF once it had used 10 ms of CPU.
+func TestWrapperProfiled(t *testing.T) {
+	s := sealedSandbox(t)
+	fake := fakeDpkg(t)
+	deb := testutil.Deb(t, "dstest-plugin_1.0_all")
+	profiles := t.TempDir()
+	for _, args := range [][]string{
+		{"--set-selections"},     // exec'd in the wrapper's place
+		{"--print-architecture"}, // the same
+		{"-i", deb},              // run as the wrapper's child
+		{"--compare-versions", "1", "lt", "2"},
+	} {
+		cmd := wrapperCmd(t, s, fake, "busy", args...)
+		cmd.Env = append(cmd.Env, "DEBSEAL_CPUPROFILE="+profiles)
+		if out, code := testutil.Output(t, cmd); code != 0 || !strings.Contains(out, "done") {
+			t.Errorf("profiled debseal dpkg %v: exit %d, want dpkg's 0\n%s", args, code, out)
+		}
+	}
+	if ents, err := os.ReadDir(profiles); err != nil || len(ents) != 4 {
+		t.Errorf("profiles written: %d (%v), want one per run", len(ents), err)
 	}
 }
 
