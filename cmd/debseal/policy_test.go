@@ -33,7 +33,8 @@ func writeConf(t *testing.T, s *testutil.Sandbox, text string) {
 // TestBadConfigRefused runs every command that reads the policy, through
 // the binary, on a root whose debseal.conf has a bad value: each refuses
 // with the error code and a message naming the file, line and setting,
-// and changes nothing (no file locked, no state).
+// and changes nothing (no file locked, no state, no configuration kept).
+// The hooks and the wrapper: TestHooksOnBadConfig.
 func TestBadConfigRefused(t *testing.T) {
 	bin := testutil.Binary(t)
 	s := testutil.NewSandbox(t)
@@ -69,7 +70,7 @@ func TestBadConfigRefused(t *testing.T) {
 			if got := immutableFiles(t, s.Root); len(got) > 0 {
 				t.Errorf("debseal %s locked files despite the bad configuration: %v", strings.Join(args, " "), got)
 			}
-			for _, p := range []string{"/var/lib/debseal/sealed"} {
+			for _, p := range []string{"/var/lib/debseal/sealed", "/var/lib/debseal/policy"} {
 				if _, err := os.Stat(s.Path(p)); err == nil {
 					t.Errorf("debseal %s wrote %s", strings.Join(args, " "), p)
 				}
@@ -83,5 +84,71 @@ func TestBadConfigRefused(t *testing.T) {
 	}
 	if !testutil.IsImmutable(t, s.Path("/usr/bin/dstest-tool")) || testutil.IsImmutable(t, s.Path("/usr/share/doc/dstest-base/copyright")) {
 		t.Error("lock --all did not apply the fixed configuration")
+	}
+}
+
+// TestHooksOnBadConfig: a typo in debseal.conf must not stop dpkg, nor make
+// the hooks lock less (or more) than before it: they apply the
+// configuration the last run kept, and say so. With nothing kept, the pre
+// hook stops dpkg before it changes anything, naming the problem.
+func TestHooksOnBadConfig(t *testing.T) {
+	bin := testutil.Binary(t)
+	for _, mode := range []string{"dpkg-hooks", "wrapper"} {
+		t.Run(mode, func(t *testing.T) {
+			s := testutil.NewSandbox(t)
+			run := hookedDpkg(s, bin)
+			if mode == "wrapper" {
+				run = wrappedDpkg(s, bin)
+			}
+			s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"))
+			writeConf(t, s, "exclude-path = /usr/share/doc\n")
+			if out, errs, code := debseal(t, "--root", s.Root, "lock", "--all"); code != 0 {
+				t.Fatalf("lock --all: exit %d\n%s%s", code, out, errs)
+			}
+			tool, doc := s.Path("/usr/bin/dstest-tool"), s.Path("/usr/share/doc/dstest-base/copyright")
+			// The broken file would lock the documentation (its first
+			// line is gone): the hooks must keep to the policy in force.
+			writeConf(t, s, "unlock-scope = al\n")
+
+			out, code := run(t, nil, "-i", testutil.Deb(t, "dstest-base_2.0_all"))
+			if code != 0 {
+				t.Fatalf("dpkg -i with a typo in debseal.conf: exit %d\n%s", code, out)
+			}
+			for _, want := range []string{`debseal.conf:1: unlock-scope: "al" is not one of: plan, all`, "applying the configuration in force before"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("dpkg's output does not say %q:\n%s", want, out)
+				}
+			}
+			if !testutil.IsImmutable(t, tool) {
+				t.Errorf("%s not relocked after the upgrade: the hooks locked less", tool)
+			}
+			if testutil.IsImmutable(t, doc) {
+				t.Errorf("%s locked after the upgrade: the hooks dropped the exclusion in force", doc)
+			}
+			if _, err := os.Stat(s.Path("/usr/share/dstest/dropped-in-2.0.txt")); err == nil {
+				t.Error("the upgrade did not happen")
+			}
+
+			// Nothing kept (as after an upgrade from a debseal that kept
+			// nothing): the pre stage stops dpkg before any change.
+			if err := os.Remove(s.Path("/var/lib/debseal/policy")); err != nil {
+				t.Fatal(err)
+			}
+			out, code = run(t, nil, "-i", testutil.Deb(t, "dstest-base_1.0_all"))
+			if code == 0 {
+				t.Fatalf("dpkg -i with a bad configuration and none kept: exit 0, want dpkg stopped\n%s", out)
+			}
+			for _, want := range []string{`debseal.conf:1: unlock-scope: "al" is not one of: plan, all`, "no earlier debseal run kept a configuration", "stopping before dpkg changes anything"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("dpkg's output does not say %q:\n%s", want, out)
+				}
+			}
+			if _, err := os.Stat(s.Path("/usr/share/dstest/dropped-in-2.0.txt")); err == nil {
+				t.Error("dpkg downgraded the package although debseal stopped it")
+			}
+			if !testutil.IsImmutable(t, tool) {
+				t.Errorf("%s unlocked although dpkg was stopped", tool)
+			}
+		})
 	}
 }
