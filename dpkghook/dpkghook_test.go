@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -315,15 +316,81 @@ func TestProc(t *testing.T) {
 	}
 }
 
+// argv renders an invocation as a command line that Parse reads back to
+// the same invocation: the action, then every option's final value, then
+// "--" and the arguments.
+func argv(inv *Invocation) []string {
+	var a []string
+	if inv.Action != "" {
+		a = append(a, "--"+inv.Action) // "--assert-X" and "--force-help" too
+	}
+	for _, o := range []struct {
+		on   bool
+		flag string
+	}{{inv.Pending, "--pending"}, {inv.Recursive, "--recursive"}, {inv.NoAct, "--no-act"},
+		{inv.Triggers > 0, "--triggers"}, {inv.Triggers < 0, "--no-triggers"}} {
+		if o.on {
+			a = append(a, o.flag)
+		}
+	}
+	// --root sets both; --instdir and --admindir set one each.
+	if inv.Root != "" {
+		a = append(a, "--instdir="+inv.Root)
+	}
+	if inv.Admindir != "" {
+		a = append(a, "--admindir="+inv.Admindir)
+	}
+	if inv.Force != nil {
+		// One option: "--force-help" alone would be the action.
+		a = append(a, "--force-"+strings.Join(inv.Force, ","))
+	}
+	for _, fd := range inv.StatusFDs {
+		a = append(a, "--status-fd="+strconv.Itoa(fd))
+	}
+	if inv.Log != "" {
+		a = append(a, "--log="+inv.Log)
+	}
+	for _, f := range inv.PathFilters {
+		a = append(a, map[byte]string{'-': "--path-exclude=", '+': "--path-include="}[f[0]]+f[1:])
+	}
+	if len(inv.Args) > 0 {
+		a = append(append(a, "--"), inv.Args...)
+	}
+	return a
+}
+
+// FuzzParse: what Parse accepts, rendered back as a command line (argv),
+// parses to the same invocation; and a command line on which Parse finds
+// an action that changes files is one on which Salvage (the wrapper's
+// fallback for command lines Parse refuses) finds one too.
 func FuzzParse(f *testing.F) {
 	f.Add("--status-fd 16 --no-triggers --unpack --auto-deconfigure --recursive /tmp/x")
 	f.Add("-iR -D10 --force-all,no-overwrite -- -x.deb")
+	f.Add("--root /r --refuse-downgrade --path-exclude=/usr/share/doc/* --path-include /usr/share/doc/*/copyright -P a b")
+	f.Add("--assert-multi-arch --log=/l --status-fd=3 --status-fd +4 --triggers")
+	f.Add("--instdir /i --admindir=/a -Ga --configure --no-act")
 	f.Fuzz(func(t *testing.T, s string) {
-		inv, err := Parse(strings.Fields(s), nil)
+		args := strings.Fields(s)
+		inv, err := Parse(args, nil)
 		if err != nil {
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("Parse(%q) = %v, not an ErrUsage", args, err)
+			}
 			return
 		}
-		_ = inv.Kind()
+		back := argv(inv)
+		again, err := Parse(back, nil)
+		if err != nil {
+			t.Fatalf("Parse(%q) = %+v, rendered as %q, which Parse refuses: %v", args, inv, back, err)
+		}
+		if !reflect.DeepEqual(inv, again) {
+			t.Fatalf("Parse(%q) = %+v\nrendered as %q, parses to %+v", args, inv, back, again)
+		}
+		if inv.Kind() == Files {
+			if sal := Salvage(args); sal.Kind() != Files {
+				t.Fatalf("Parse(%q) finds the file action %s, Salvage finds %q", args, inv.Action, sal.Action)
+			}
+		}
 	})
 }
 

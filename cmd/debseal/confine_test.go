@@ -45,6 +45,7 @@ func TestHostileRoot(t *testing.T) {
 		{"/var/lib/debseal/sealed", true, all},
 		{"/var/lib/debseal/manifests", false, []string{"lock", "manifest", "audit"}},
 		{"/var/lib/debseal/journal", false, []string{"hook", "recover"}},
+		{"/var/lib/debseal/policy", true, nil}, // the kept configuration: replaced, never followed
 		{"/var/log/debseal.log", true, []string{"hook"}},
 		{"/var/log", false, nil}, // a system directory: resolved inside the root
 	}
@@ -143,6 +144,7 @@ func TestFIFOInsteadOfOwnFile(t *testing.T) {
 		{"lock", []string{"recover", "hook"}},
 		{"journal/dpkg-hook-1-1.json", []string{"recover", "status", "hook"}},
 		{"pending", []string{"recover", "status", "hook"}},
+		{"policy", nil}, // the kept configuration: replaced, never opened
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := testutil.NewSandbox(t)

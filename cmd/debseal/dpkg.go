@@ -138,7 +138,7 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	// Descriptors to hand over, found before debseal opens any of its own.
 	fds := inheritedFDs()
 
-	se, closeFS, err := openSession(g, owner, true)
+	se, closeFS, err := openSession(g, owner, true, log)
 	if err != nil {
 		log.Errorf("%s: %v", what, err)
 		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))

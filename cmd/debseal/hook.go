@@ -83,7 +83,7 @@ func runHookDpkg(ctx context.Context, pre bool, stderr io.Writer) error {
 	}
 	owner := processOf(dpkg, "dpkg-hook")
 	req, what := dpkgRequest(dpkg)
-	se, closeFS, err := openSession(g, owner, true)
+	se, closeFS, err := openSession(g, owner, true, log)
 	if err != nil {
 		log.Errorf("%s: %v", what, err)
 		if pre {
@@ -184,7 +184,7 @@ func runHookAptPreInvoke(ctx context.Context, g globalOpts, stderr io.Writer) er
 		log.Errorf("pre-invoke: %v", err)
 		return nil
 	}
-	se, closeFS, err := openSession(g, owner, true)
+	se, closeFS, err := openSession(g, owner, true, log)
 	if err != nil {
 		log.Errorf("pre-invoke: %v", err)
 		return nil
@@ -217,7 +217,7 @@ func runHookAptPkgs(ctx context.Context, g globalOpts, stdin io.Reader, stderr i
 		log.Errorf("pre-install-pkgs: %v", err)
 		return hookFailed(err)
 	}
-	se, closeFS, err := openSession(g, owner, true)
+	se, closeFS, err := openSession(g, owner, true, log)
 	if err != nil {
 		log.Errorf("pre-install-pkgs: %v", err)
 		return hookFailed(err)
@@ -248,7 +248,7 @@ func runHookAptPostInvoke(ctx context.Context, g globalOpts, stderr io.Writer) e
 		log.Errorf("post-invoke: %v", err)
 		return nil
 	}
-	se, closeFS, err := openSession(g, owner, true)
+	se, closeFS, err := openSession(g, owner, true, log)
 	if err != nil {
 		log.Errorf("post-invoke: %v", err)
 		return nil

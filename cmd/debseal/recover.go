@@ -39,12 +39,12 @@ func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	se, closeFS, err := openSession(g, owner, false)
+	log := newEventLog(g.Root, "recover", nil)
+	se, closeFS, err := openSession(g, owner, false, log)
 	if err != nil {
 		return err
 	}
 	defer closeFS()
-	log := newEventLog(g.Root, "recover", nil)
 	rep, err := se.Recover(ctx, force)
 	if rep == nil {
 		return err

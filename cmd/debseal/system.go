@@ -39,7 +39,7 @@ func openSystem(g globalOpts, mutating bool) (*system, error) {
 			return nil, err
 		}
 	}
-	pol, err := policy.Load(g.Config)
+	pol, err := loadPolicy(g, mutating)
 	if err != nil {
 		return nil, err
 	}

@@ -22,18 +22,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openSeal opens the root as a seal.System, for the commands that run
-// transactions (hooks, wrapper, recover, setup).
-func openSeal(g globalOpts, mutating bool) (*seal.System, func(), error) {
-	if mutating {
-		if err := checkHostRoot(g.Root); err != nil {
-			return nil, nil, err
-		}
-	}
-	pol, err := policy.Load(g.Config)
-	if err != nil {
-		return nil, nil, err
-	}
+// openSeal opens the root as a seal.System with the policy pol, for the
+// commands that run transactions (hooks, wrapper, recover).
+func openSeal(g globalOpts, pol *policy.Config) (*seal.System, func(), error) {
 	db, err := dpkgdb.Open(g.Admindir)
 	if err != nil {
 		return nil, nil, err
@@ -247,8 +238,20 @@ func (l *eventLog) end(rep *seal.EndReport, what string) {
 // serves, the apt that runs it) are the session's own: the locks they
 // hold do not make the system busy. debseal recover has none: run from a
 // maintainer script, it must not relock under the dpkg that runs it.
-func openSession(g globalOpts, owner seal.Process, inPath bool) (*seal.Session, func(), error) {
-	s, closeFS, err := openSeal(g, false)
+// They also read the policy differently (hookPolicy, loadPolicy); log is
+// where a hook says which it applies.
+func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog) (*seal.Session, func(), error) {
+	var pol *policy.Config
+	var err error
+	if inPath {
+		pol, err = hookPolicy(g, log)
+	} else {
+		pol, err = loadPolicy(g, true)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s, closeFS, err := openSeal(g, pol)
 	if err != nil {
 		return nil, nil, err
 	}

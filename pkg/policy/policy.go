@@ -1,5 +1,8 @@
 // Package policy decides what debseal locks: which paths of which
-// packages, and whether directories too. It reads /etc/debseal/debseal.conf.
+// packages, and whether directories too, and how much a dpkg run unlocks.
+// It reads /etc/debseal/debseal.conf and owns the whole list of its
+// settings and what each accepts: no other package reads the file or
+// interprets a setting by name.
 //
 // It does not look at the filesystem or the dpkg database: callers ask
 // about a path or a package name and get a yes/no with a reason. Conffiles
@@ -26,36 +29,66 @@ var DefaultExcluded = []string{"/var", "/run", "/tmp", "/home", "/srv", "/dev", 
 type Rule struct {
 	Pattern string
 	Include bool
-	Line    int // 0 for built-in defaults
+	File    string // "" for built-in defaults
+	Line    int    // 0 for built-in defaults
 }
+
+// String names the rule for messages: the setting and where it is.
+func (r Rule) String() string {
+	if r.Line == 0 {
+		return "default exclusion " + r.Pattern
+	}
+	key := "exclude-path"
+	if r.Include {
+		key = "include-path"
+	}
+	return fmt.Sprintf("%s %s (%s:%d)", key, r.Pattern, r.File, r.Line)
+}
+
+// Scope is how much a dpkg run unlocks (unlock-scope).
+type Scope string
+
+// Scopes.
+const (
+	// ScopePlan unlocks what the run may change, worked out from its
+	// archives, package lists, triggers and maintainer scripts.
+	ScopePlan Scope = "plan"
+	// ScopeAll unlocks everything sealed for every run.
+	ScopeAll Scope = "all"
+)
 
 // Config is the parsed configuration. The zero value is not useful; start
 // from Default.
 type Config struct {
 	File            string // where it came from ("" for defaults)
 	LockDirectories bool
+	UnlockScope     Scope
 	Rules           []Rule   // defaults first, then the file's, in order; the last match wins
 	ExcludePackages []string // glob patterns on package names
-	settings        map[string]string
 }
 
 // Default returns the built-in policy.
 func Default() *Config {
-	c := &Config{settings: map[string]string{}}
+	c := &Config{UnlockScope: ScopePlan}
 	for _, p := range DefaultExcluded {
 		c.Rules = append(c.Rules, Rule{Pattern: p})
 	}
 	return c
 }
 
-// SyntaxError is a malformed configuration line.
+// SyntaxError is a configuration line that is malformed, names an unknown
+// setting, or gives a setting a value it does not take.
 type SyntaxError struct {
 	File string
 	Line int
+	Key  string // the setting, when the line names a known one
 	Msg  string
 }
 
 func (e *SyntaxError) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("policy: %s:%d: %s: %s", e.File, e.Line, e.Key, e.Msg)
+	}
 	return fmt.Sprintf("policy: %s:%d: %s", e.File, e.Line, e.Msg)
 }
 
@@ -63,7 +96,9 @@ func (e *SyntaxError) Error() string {
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Default(), nil
+		c := Default()
+		c.File = path
+		return c, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
@@ -72,82 +107,232 @@ func Load(path string) (*Config, error) {
 	return Parse(f, path)
 }
 
-// knownKeys are the settings the file may contain; values other packages
-// need (pkg/seal, the hooks) are read with Setting after validation here.
-var knownKeys = map[string]string{
-	"lock-directories": "bool",
-	"include-path":     "pattern",
-	"exclude-path":     "pattern",
-	"exclude-package":  "pattern",
+// setting is one key of the file: what it takes, and how it applies.
+type setting struct {
+	name   string
+	takes  string // what the value must be, for the message on an empty one
+	repeat bool   // may appear on several lines (else once)
+	// set checks the value and applies it; its error is the message.
+	set func(c *Config, val string, line int) error
+	// format renders the setting's lines for c (Format).
+	format func(c *Config, w *strings.Builder)
 }
 
-// RegisterKey lets another package declare a setting it reads with
-// Setting; kind is "bool", "pattern" or "string". Call it from init.
-func RegisterKey(key, kind string) { knownKeys[key] = kind }
+// settings is every key debseal.conf may contain, in the order Format
+// writes them and messages list them.
+var settings = []setting{
+	{
+		name: "lock-directories", takes: "yes or no",
+		set: func(c *Config, val string, _ int) (err error) {
+			c.LockDirectories, err = parseBool(val)
+			return err
+		},
+		format: func(c *Config, w *strings.Builder) {
+			fmt.Fprintf(w, "lock-directories = %s\n", map[bool]string{false: "no", true: "yes"}[c.LockDirectories])
+		},
+	},
+	{
+		name: "unlock-scope", takes: "plan or all",
+		set: func(c *Config, val string, _ int) error {
+			switch s := Scope(strings.ToLower(val)); s {
+			case ScopePlan, ScopeAll:
+				c.UnlockScope = s
+				return nil
+			}
+			return fmt.Errorf("%q is not one of: plan, all", val)
+		},
+		format: func(c *Config, w *strings.Builder) {
+			fmt.Fprintf(w, "unlock-scope = %s\n", c.UnlockScope)
+		},
+	},
+	pathSetting("exclude-path", false),
+	pathSetting("include-path", true),
+	{
+		name: "exclude-package", takes: "a package name or glob", repeat: true,
+		set: func(c *Config, val string, _ int) error {
+			if err := checkPackagePattern(val); err != nil {
+				return err
+			}
+			c.ExcludePackages = append(c.ExcludePackages, val)
+			return nil
+		},
+		format: func(c *Config, w *strings.Builder) {
+			for _, p := range c.ExcludePackages {
+				fmt.Fprintf(w, "exclude-package = %s\n", p)
+			}
+		},
+	},
+}
 
-// Parse reads a configuration: "key = value" lines, '#' comments and blank
-// lines. Unknown keys and bad values are errors naming the line.
+// pathSetting is exclude-path or include-path: their lines are one list
+// of rules, in file order (the last match wins), so include-path's format
+// writes both.
+func pathSetting(name string, include bool) setting {
+	s := setting{
+		name: name, takes: "a path or glob starting with / or *", repeat: true,
+		set: func(c *Config, val string, line int) error {
+			if err := checkPathPattern(val); err != nil {
+				return err
+			}
+			c.Rules = append(c.Rules, Rule{Pattern: val, Include: include, File: c.File, Line: line})
+			return nil
+		},
+		format: func(*Config, *strings.Builder) {},
+	}
+	if include {
+		s.format = func(c *Config, w *strings.Builder) {
+			for _, r := range c.Rules {
+				if r.Line == 0 {
+					continue // a default
+				}
+				key := "exclude-path"
+				if r.Include {
+					key = "include-path"
+				}
+				fmt.Fprintf(w, "%s = %s\n", key, r.Pattern)
+			}
+		}
+	}
+	return s
+}
+
+// keyNames lists the settings debseal.conf may contain, in
+// documentation order.
+func keyNames() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.name
+	}
+	return out
+}
+
+func lookup(key string) (*setting, bool) {
+	for i := range settings {
+		if settings[i].name == key {
+			return &settings[i], true
+		}
+	}
+	return nil, false
+}
+
+// Parse reads a configuration: "key = value" lines, blank lines, and
+// comments from a '#' at the start of a line or after a blank to the end
+// of the line. Every key is checked against the list of settings and every
+// value against what its setting takes; the first problem is a
+// *SyntaxError naming the line and what the setting accepts.
 func Parse(r io.Reader, name string) (*Config, error) {
 	c := Default()
 	c.File = name
+	seen := map[string]int{} // single-valued settings: the line that set them
 	sc := bufio.NewScanner(r)
 	n := 0
 	for sc.Scan() {
 		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
+		line := strings.TrimSpace(stripComment(sc.Text()))
+		if line == "" {
 			continue
 		}
 		key, val, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, &SyntaxError{name, n, fmt.Sprintf("want \"key = value\", got %q", line)}
+			return nil, &SyntaxError{File: name, Line: n, Msg: fmt.Sprintf("want \"key = value\", got %q", line)}
 		}
 		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
-		kind, known := knownKeys[key]
+		s, known := lookup(key)
 		if !known {
-			return nil, &SyntaxError{name, n, fmt.Sprintf("unknown setting %q", key)}
+			return nil, &SyntaxError{File: name, Line: n, Msg: unknownKey(key)}
 		}
-		switch kind {
-		case "bool":
-			b, err := parseBool(val)
-			if err != nil {
-				return nil, &SyntaxError{name, n, fmt.Sprintf("%s: %v", key, err)}
-			}
-			if key == "lock-directories" {
-				c.LockDirectories = b
-			}
-			c.settings[key] = fmt.Sprint(b)
-		case "pattern":
-			if err := checkPattern(val); err != nil {
-				return nil, &SyntaxError{name, n, fmt.Sprintf("%s: %v", key, err)}
-			}
-			switch key {
-			case "include-path", "exclude-path":
-				if !strings.HasPrefix(val, "/") && !strings.HasPrefix(val, "*") {
-					return nil, &SyntaxError{name, n, fmt.Sprintf("%s: pattern %q must start with / or *", key, val)}
-				}
-				c.Rules = append(c.Rules, Rule{Pattern: val, Include: key == "include-path", Line: n})
-			case "exclude-package":
-				c.ExcludePackages = append(c.ExcludePackages, val)
-			default:
-				c.settings[key] = val
-			}
-		default:
-			if val == "" {
-				return nil, &SyntaxError{name, n, fmt.Sprintf("%s: empty value", key)}
-			}
-			c.settings[key] = val
+		if first, dup := seen[key]; dup {
+			return nil, &SyntaxError{File: name, Line: n, Key: key, Msg: fmt.Sprintf("already set on line %d (it takes one value)", first)}
+		}
+		if !s.repeat {
+			seen[key] = n
+		}
+		if val == "" {
+			return nil, &SyntaxError{File: name, Line: n, Key: key, Msg: "no value (it takes " + s.takes + ")"}
+		}
+		if err := s.set(c, val, n); err != nil {
+			return nil, &SyntaxError{File: name, Line: n, Key: key, Msg: err.Error()}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("policy: read %s: %w", name, err)
+		return nil, fmt.Errorf("policy: read %s (line %d): %w", name, n+1, err)
 	}
 	return c, nil
 }
 
-// Setting returns a registered setting's value as written ("" if unset;
-// booleans as "true"/"false").
-func (c *Config) Setting(key string) string { return c.settings[key] }
+// stripComment cuts a line at a '#' that starts it or follows a blank (a
+// '#' inside a value, as in "/opt/a#b", stays).
+func stripComment(line string) string {
+	for i := 0; i < len(line); i++ {
+		if line[i] == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t') {
+			return line[:i]
+		}
+	}
+	return line
+}
+
+// unknownKey says a key is unknown, suggests the closest known one and
+// lists them all.
+func unknownKey(key string) string {
+	// Suggest only near misses: a few typos, or a shortened name
+	// ("lock-dirs").
+	best, bestDist := "", 4
+	lower := strings.ToLower(key)
+	for _, s := range settings {
+		d := editDistance(lower, s.name)
+		if commonPrefix(lower, s.name) >= 5 {
+			d = min(d, 2)
+		}
+		if d < bestDist {
+			best, bestDist = s.name, d
+		}
+	}
+	msg := fmt.Sprintf("unknown setting %q", key)
+	if best != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", best)
+	}
+	return msg + "; the settings are " + strings.Join(keyNames(), ", ")
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// editDistance is Levenshtein's distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Format writes c as a configuration Parse reads back to the same policy:
+// every single-valued setting, then the path rules in order, then the
+// excluded packages. Comments and the defaults' rules are not written.
+func (c *Config) Format() string {
+	var w strings.Builder
+	for _, s := range settings {
+		s.format(c, &w)
+	}
+	return w.String()
+}
 
 func parseBool(v string) (bool, error) {
 	switch strings.ToLower(v) {
@@ -156,7 +341,80 @@ func parseBool(v string) (bool, error) {
 	case "no", "false", "off", "0":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not yes or no", v)
+	return false, fmt.Errorf("%q is not one of: yes, no (or true/false, on/off, 1/0)", v)
+}
+
+// checkValue rejects control characters: no path or package name has one
+// that a configuration line should carry.
+func checkValue(v string) error {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			return fmt.Errorf("%q contains a control character", v)
+		}
+	}
+	return nil
+}
+
+// checkPathPattern checks an exclude-path or include-path value: a glob
+// over absolute paths as dpkg lists them (clean, no "." or ".."
+// components, no "//"), which no such path could otherwise match.
+func checkPathPattern(v string) error {
+	if err := checkValue(v); err != nil {
+		return err
+	}
+	if v[0] != '/' && v[0] != '*' {
+		return fmt.Errorf("%q must start with / or *", v)
+	}
+	if err := checkPattern(v); err != nil {
+		return fmt.Errorf("%q: %w", v, err)
+	}
+	slashed := strings.TrimSuffix(v, "/") + "/"
+	for _, bad := range []struct{ in, says string }{{"//", "//"}, {"/./", "/."}, {"/../", "/.."}} {
+		if strings.Contains(slashed, bad.in) {
+			return fmt.Errorf("%q: no path dpkg lists contains %q", v, bad.says)
+		}
+	}
+	return nil
+}
+
+// checkPackagePattern checks an exclude-package value: a glob that can
+// match a package name (lowercase letters, digits, '+', '-', '.'; no
+// ":arch").
+func checkPackagePattern(v string) error {
+	if err := checkValue(v); err != nil {
+		return err
+	}
+	if err := checkPattern(v); err != nil {
+		return fmt.Errorf("%q: %w", v, err)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '*' || c == '?':
+		case c == '[':
+			n, _, _ := parseBracket(v[i:]) // checked above
+			i += n - 1
+		case c == '\\':
+			i++
+			if !nameByte(v[i]) {
+				return badName(v, v[i])
+			}
+		case !nameByte(c):
+			return badName(v, c)
+		}
+	}
+	return nil
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+}
+
+func badName(v string, c byte) error {
+	if c == ':' {
+		return fmt.Errorf("%q: a package name has no :architecture (the pattern applies to every architecture)", v)
+	}
+	return fmt.Errorf("%q: %q cannot appear in a package name (a-z, 0-9, +, -, .)", v, c)
 }
 
 // PathLocked reports whether policy lets a package file at path be locked,
@@ -183,6 +441,19 @@ func (c *Config) PackageExcluded(name string) bool {
 	return false
 }
 
+// UnlockAll reports whether every dpkg run unlocks everything sealed: by
+// unlock-scope = all, or because locked directories leave no other choice
+// (a package's new file lands in a directory that may be locked).
+func (c *Config) UnlockAll() (bool, string) {
+	switch {
+	case c.LockDirectories:
+		return true, "lock-directories is on: every dpkg run unlocks everything"
+	case c.UnlockScope == ScopeAll:
+		return true, "unlock-scope = all"
+	}
+	return false, ""
+}
+
 // matchPath matches a rule pattern against a path: a pattern without
 // wildcards names a path and everything below it; one with wildcards is a
 // glob over the whole path in which '*' also matches '/' (as dpkg's
@@ -193,121 +464,4 @@ func matchPath(pattern, path string) bool {
 		return path == p || strings.HasPrefix(path, p+"/") || p == ""
 	}
 	return match(pattern, path)
-}
-
-func checkPattern(p string) error {
-	if p == "" {
-		return errors.New("empty pattern")
-	}
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '\\':
-			i++
-		case '[':
-			n, _, err := matchClass(p[i:], "", 0)
-			if err != nil {
-				return err
-			}
-			i += n - 1
-		}
-	}
-	return nil
-}
-
-// Glob is fnmatch(pattern, s, 0), the matching dpkg's path-exclude and
-// path-include use ('*' also matches '/'); the audit applies dpkg's own
-// filters with it.
-func Glob(pattern, s string) bool { return match(pattern, s) }
-
-// match is fnmatch(3) without FNM_PATHNAME: '*' matches any run of bytes,
-// '?' one byte, "[...]" a class ("[!...]" negated, ranges allowed), '\'
-// quotes the next byte. Patterns are validated by checkPattern first; an
-// unterminated class simply does not match.
-func match(pattern, s string) bool {
-	// Iterative with one backtrack point for the last '*': linear in
-	// practice, never exponential.
-	px, sx := 0, 0
-	starPx, starSx := -1, -1
-	for {
-		if px < len(pattern) {
-			switch c := pattern[px]; c {
-			case '*':
-				starPx, starSx = px, sx
-				px++
-				continue
-			case '?':
-				if sx < len(s) {
-					px++
-					sx++
-					continue
-				}
-			case '[':
-				if n, ok, err := matchClass(pattern[px:], s, sx); err == nil && ok {
-					px += n
-					sx++
-					continue
-				}
-			case '\\':
-				if px+1 < len(pattern) && sx < len(s) && pattern[px+1] == s[sx] {
-					px += 2
-					sx++
-					continue
-				}
-			default:
-				if sx < len(s) && s[sx] == c {
-					px++
-					sx++
-					continue
-				}
-			}
-		} else if sx == len(s) {
-			return true
-		}
-		if starPx >= 0 && starSx < len(s) {
-			starSx++
-			px, sx = starPx+1, starSx
-			continue
-		}
-		return false
-	}
-}
-
-var errBadPattern = errors.New("unterminated [ in pattern")
-
-// matchClass matches pattern (starting with '[') against s[sx]. It returns
-// the length of the class in the pattern and whether it matched.
-func matchClass(pattern, s string, sx int) (int, bool, error) {
-	i := 1
-	negate := false
-	if i < len(pattern) && (pattern[i] == '!' || pattern[i] == '^') {
-		negate = true
-		i++
-	}
-	matched := false
-	first := true
-	for {
-		if i >= len(pattern) {
-			return 0, false, errBadPattern
-		}
-		c := pattern[i]
-		if c == ']' && !first {
-			i++
-			break
-		}
-		first = false
-		lo := c
-		i++
-		hi := lo
-		if i+1 < len(pattern) && pattern[i] == '-' && pattern[i+1] != ']' {
-			hi = pattern[i+1]
-			i += 2
-		}
-		if sx < len(s) && s[sx] >= lo && s[sx] <= hi {
-			matched = true
-		}
-	}
-	if sx >= len(s) {
-		return i, false, nil
-	}
-	return i, matched != negate, nil
 }

@@ -183,7 +183,7 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 				plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipConffile})
 			default:
 				if ok, rule := pl.Policy.PathLocked(o.Real); !ok && !pl.ForUnlock {
-					plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipExcluded, Detail: ruleText(rule)})
+					plan.Skips = append(plan.Skips, Skip{Owner: o, Reason: SkipExcluded, Detail: rule.String()})
 					cands = append(cands, candidate{owner: o, protect: SkipExcluded})
 				} else {
 					cands = append(cands, candidate{owner: o, target: true})
@@ -305,13 +305,6 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 		return a.Name < b.Name
 	})
 	return plan, nil
-}
-
-func ruleText(r policy.Rule) string {
-	if r.Line == 0 {
-		return "default exclusion " + r.Pattern
-	}
-	return fmt.Sprintf("exclude-path %s (line %d)", r.Pattern, r.Line)
 }
 
 func isMissing(err error) bool {

@@ -2,12 +2,7 @@ package seal
 
 import (
 	"github.com/debseal/debseal/pkg/debfmt"
-	"github.com/debseal/debseal/pkg/policy"
 )
-
-func init() {
-	policy.RegisterKey("unlock-scope", "string")
-}
 
 // Request says what a dpkg run, or a whole apt transaction, is about to
 // do. The dpkghook package builds it from dpkg's command line or apt's

@@ -58,11 +58,8 @@ func (s *System) scope(req Request) (*scope, error) {
 	if req.Unknown != "" {
 		sc.escalate(req.Unknown)
 	}
-	if s.Policy.LockDirectories {
-		sc.escalate("lock-directories is on: every dpkg run unlocks everything")
-	}
-	if s.Policy.Setting("unlock-scope") == "all" {
-		sc.escalate("unlock-scope = all")
+	if all, why := s.Policy.UnlockAll(); all {
+		sc.escalate(why)
 	}
 	add := func(m map[string]*dpkgdb.Package, ps []*dpkgdb.Package) {
 		for _, p := range ps {

@@ -59,6 +59,10 @@ func TestScope(t *testing.T) {
 		{name: "a computed --rename: everything", req: Request{Debs: []string{"/d/divert.deb"}}, all: true},
 		{name: "lock-directories: everything", req: Request{Configure: []string{"a"}}, pol: mustPolicy(t, "lock-directories = yes\n"),
 			primary: []string{"a"}, rest: []string{"trig"}, all: true},
+		{name: "unlock-scope = all: everything", req: Request{Configure: []string{"a"}}, pol: mustPolicy(t, "unlock-scope = all\n"),
+			primary: []string{"a"}, rest: []string{"trig"}, all: true},
+		{name: "unlock-scope = plan: the plan", req: Request{Configure: []string{"a"}}, pol: mustPolicy(t, "unlock-scope = plan\n"),
+			primary: []string{"a"}, rest: []string{"trig"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, pkgs, "", func(f *fakeFS) {}, tt.pol)
