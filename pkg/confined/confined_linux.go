@@ -409,6 +409,143 @@ func (r *Root) replace(name string, data []byte, perm fs.FileMode, durable bool)
 	return nil
 }
 
+// WriteFiles replaces several files of one directory atomically and
+// durably, with two flushes for all of them where WriteFileAtomic makes
+// two for each: every temporary file is written first, then one
+// syncfs(2) makes their data durable, then each is renamed over its name,
+// then one fsync of the directory makes the renames durable. After a
+// failure or a crash at any point, each name is its old file or its new
+// one, never a partial one. The errors are per file (nil: replaced); a
+// failed flush fails every file. A symlink, FIFO, device or directory at
+// a name is that file's error, left in place.
+func (r *Root) WriteFiles(dir string, files []FileData, perm fs.FileMode) []error {
+	errs := make([]error, len(files))
+	if len(files) == 0 {
+		return errs
+	}
+	failAll := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	rel, err := r.clean("write", dir)
+	if err != nil {
+		return failAll(err)
+	}
+	d, err := r.dir("write", rel, true, 0o755)
+	if err != nil {
+		return failAll(err)
+	}
+	defer d.Close()
+	dirHost := r.Join(rel)
+	tmps := make([]string, len(files))
+	defer func() {
+		for _, t := range tmps {
+			if t != "" {
+				unix.Unlinkat(d.Fd(), t, 0)
+			}
+		}
+	}()
+	for i, f := range files {
+		if f.Name == "" || strings.Contains(f.Name, "/") || f.Name == "." || f.Name == ".." {
+			errs[i] = &os.PathError{Op: "write", Path: filepath.Join(dirHost, f.Name), Err: unix.EINVAL}
+			continue
+		}
+		tmps[i], errs[i] = r.writeTemp(d, f.Name, filepath.Join(dirHost, f.Name), f.Data, perm)
+	}
+	if err := fault("fsync", dirHost); err != nil {
+		return failAll(err)
+	}
+	if err := syncFS(d, dirHost); err != nil {
+		return failAll(err)
+	}
+	for i, f := range files {
+		if errs[i] != nil {
+			continue
+		}
+		host := filepath.Join(dirHost, f.Name)
+		if err := fault("rename", host); err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := unix.Renameat(d.Fd(), tmps[i], d.Fd(), f.Name); err != nil {
+			errs[i] = &os.PathError{Op: "rename", Path: host, Err: err}
+			continue
+		}
+		tmps[i] = ""
+	}
+	if err := r.syncDir(d); err != nil {
+		return failAll(err)
+	}
+	return errs
+}
+
+// syncFS flushes the filesystem that holds d (syncfs(2) needs a
+// descriptor that is not O_PATH).
+func syncFS(d *fsattr.Dir, host string) error {
+	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: host, Err: err}
+	}
+	return nil
+}
+
+// FileData is one file for WriteFiles: a name in its directory and the
+// bytes to put there.
+type FileData struct {
+	Name string
+	Data []byte
+}
+
+// writeTemp writes data to a new temporary file next to base in d (mode
+// perm, not flushed) after checking that base is a regular file or
+// absent, and returns the temporary file's name.
+func (r *Root) writeTemp(d *fsattr.Dir, base, host string, data []byte, perm fs.FileMode) (string, error) {
+	var st unix.Stat_t
+	switch err := unix.Fstatat(d.Fd(), base, &st, unix.AT_SYMLINK_NOFOLLOW); err {
+	case nil:
+		if err := checkRegular(d, base, host, &st); err != nil {
+			return "", err
+		}
+	case unix.ENOENT:
+	default:
+		return "", &os.PathError{Op: "lstat", Path: host, Err: err}
+	}
+	tmp := fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), tmpSeq.Add(1))
+	tmpHost := filepath.Join(filepath.Dir(host), tmp)
+	if err := fault("create", tmpHost); err != nil {
+		return "", err
+	}
+	fd, err := unix.Openat(d.Fd(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return "", &os.PathError{Op: "create", Path: tmpHost, Err: err}
+	}
+	err = fault("chmod", tmpHost)
+	if err == nil {
+		if e := unix.Fchmod(fd, uint32(perm.Perm())); e != nil { // past the umask
+			err = &os.PathError{Op: "chmod", Path: tmpHost, Err: e}
+		}
+	}
+	if err == nil {
+		err = writeAll(fd, data, tmpHost)
+	}
+	if e := unix.Close(fd); e != nil && err == nil {
+		err = &os.PathError{Op: "close", Path: tmpHost, Err: e}
+	}
+	if err != nil {
+		unix.Unlinkat(d.Fd(), tmp, 0)
+		return "", err
+	}
+	return tmp, nil
+}
+
 func writeAll(fd int, data []byte, host string) error {
 	if err := fault("write", host); err != nil {
 		return err

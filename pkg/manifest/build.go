@@ -417,6 +417,7 @@ func (b *Builder) build(ctx context.Context, p *dpkgdb.Package, c *DebCheck, use
 // joined into the returned error; the other manifests are still written.
 func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef) error {
 	var errs []error
+	var save []*Manifest
 	for _, p := range pkgs {
 		debPath := ""
 		for _, d := range debs {
@@ -455,7 +456,11 @@ func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []sea
 			errs = append(errs, err)
 			continue
 		}
-		if err := b.Store.Save(m); err != nil {
+		save = append(save, m)
+	}
+	// One durable batch for the run's manifests (Store.SaveAll).
+	for _, err := range b.Store.SaveAll(save) {
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -89,36 +89,70 @@ func (s *Store) Header(pkg, arch string) (*Manifest, error) {
 // filesystem without inode flags the manifest is still written (the
 // flag is best effort there, as for package files); any other failure to
 // set the flag is returned after the manifest is in place.
-func (s *Store) Save(m *Manifest) error {
+func (s *Store) Save(m *Manifest) error { return s.SaveAll([]*Manifest{m})[0] }
+
+// SaveAll is Save for many manifests, durable with one flush for all of
+// them instead of one each (confined.Root.WriteFiles): lock --all records
+// a manifest per package. The errors are per manifest. Two manifests of
+// one package in ms: the last wins.
+func (s *Store) SaveAll(ms []*Manifest) []error {
+	errs := make([]error, len(ms))
+	if len(ms) == 0 {
+		return errs
+	}
+	failAll := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
 	r, err := s.open()
 	if err != nil {
-		return err
+		return failAll(err)
 	}
 	defer r.Close()
 	if err := r.MkdirAll(storeDir, 0o700); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return failAll(fmt.Errorf("manifest: %w", err))
 	}
 	if err := r.Chmod(storeDir, 0o700); err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return failAll(fmt.Errorf("manifest: %w", err))
 	}
 	dir, err := r.OpenDir(storeDir)
 	if err != nil {
-		return fmt.Errorf("manifest: %w", err)
+		return failAll(fmt.Errorf("manifest: %w", err))
 	}
 	defer dir.Close()
-	name := ID(m.Package, m.Arch) + ".manifest"
-	if info, err := dir.Lstat(name); err == nil && info.IsRegular() {
-		if _, err := dir.Set(name, info.Ident, fsattr.Immutable, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
-			return fmt.Errorf("manifest: unlock the old manifest: %w", err)
+	var files []confined.FileData
+	var idx []int // files[k] is ms[idx[k]]
+	last := map[string]int{}
+	for i, m := range ms {
+		last[ID(m.Package, m.Arch)] = i
+	}
+	for i, m := range ms {
+		name := ID(m.Package, m.Arch) + ".manifest"
+		if last[ID(m.Package, m.Arch)] != i {
+			continue // replaced by a later one in the same batch
+		}
+		if info, err := dir.Lstat(name); err == nil && info.IsRegular() {
+			if _, err := dir.Set(name, info.Ident, fsattr.Immutable, false); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
+				errs[i] = fmt.Errorf("manifest: unlock the old manifest: %w", err)
+				continue
+			}
+		}
+		files = append(files, confined.FileData{Name: name, Data: Marshal(m)})
+		idx = append(idx, i)
+	}
+	for k, err := range r.WriteFiles(storeDir, files, 0o600) {
+		i := idx[k]
+		if err != nil {
+			errs[i] = fmt.Errorf("manifest: %w", err)
+			continue
+		}
+		if _, err := dir.Set(files[k].Name, fsattr.Ident{}, fsattr.Immutable, true); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
+			errs[i] = fmt.Errorf("manifest: lock %s: %w", files[k].Name, err)
 		}
 	}
-	if err := r.WriteFileAtomic(path.Join(storeDir, name), Marshal(m), 0o600); err != nil {
-		return fmt.Errorf("manifest: %w", err)
-	}
-	if _, err := dir.Set(name, fsattr.Ident{}, fsattr.Immutable, true); err != nil && !errors.Is(err, fsattr.ErrNotSupported) {
-		return fmt.Errorf("manifest: lock %s: %w", name, err)
-	}
-	return nil
+	return errs
 }
 
 // Remove deletes a package's manifest (unlocking it first).
