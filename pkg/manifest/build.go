@@ -254,7 +254,9 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 			cur.Close()
 		}
 	}()
-	buf := make([]byte, 256<<10)
+	bufp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bufp)
+	buf := *bufp
 	for _, listed := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, problems, err
@@ -337,6 +339,11 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 }
 
 // hashFile computes SHA-256 and MD5 of a regular file in one read.
+// hashBufs are the read buffers of FromInstalled, one per package being
+// built at a time rather than one allocated per package (lock --all
+// builds a manifest for every package).
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (sha [32]byte, md [16]byte, err error) {
 	f, err := d.Open(name, id)
 	if err != nil {
@@ -344,7 +351,8 @@ func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (sha [32]
 	}
 	defer f.Close()
 	hs, hm := sha256.New(), md5.New()
-	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm), f, buf); err != nil {
+	// Only Read: *os.File's WriteTo would ignore buf and allocate 32 KB.
+	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm), struct{ io.Reader }{f}, buf); err != nil {
 		return sha, md, fmt.Errorf("manifest: read %s: %w", f.Name(), err)
 	}
 	copy(sha[:], hs.Sum(nil))
