@@ -268,8 +268,12 @@ func (db *DB) Files(p *Package) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
 	}
-	defer f.Close()
-	return ParseList(f, path)
+	b, err := readAll(f, nil)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: read %s: %w", path, err)
+	}
+	return parseList(string(b), path)
 }
 
 // Listing returns, for each of paths, the installed packages whose list
@@ -371,13 +375,34 @@ func readAll(f *os.File, buf []byte) ([]byte, error) {
 // list like that was not written by dpkg and must not steer what gets
 // locked.
 func ParseList(r io.Reader, name string) ([]string, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20) // grows from 4 KB as needed: most files are small
-	var out []string
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
+	}
+	return parseList(string(b), name)
+}
+
+// maxListLine bounds one line of a list (as the bufio.Scanner this
+// replaced did).
+const maxListLine = 1 << 20
+
+// parseList is ParseList on the list's text, read in one piece: the
+// paths are substrings of it, one allocation per list rather than one
+// per path (every command reads every list). Lines end as bufio.ScanLines
+// ends them: at '\n', the last one without, one '\r' before it dropped.
+func parseList(data, name string) ([]string, error) {
+	out := make([]string, 0, strings.Count(data, "\n")+1)
+	for n := 1; data != ""; n++ {
+		line := data
+		if i := strings.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = ""
+		}
+		if len(line) > maxListLine {
+			return nil, fmt.Errorf("dpkgdb: read %s: %w", name, bufio.ErrTooLong)
+		}
+		line = strings.TrimSuffix(line, "\r")
 		if line == "" {
 			return nil, &CorruptError{File: name, Line: n, Err: errors.New("empty file name")}
 		}
@@ -390,8 +415,8 @@ func ParseList(r io.Reader, name string) ([]string, error) {
 		}
 		out = append(out, p)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
