@@ -23,8 +23,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/debseal/debseal/pkg/debfmt"
+	"github.com/debseal/debseal/pkg/regfile"
 )
 
 // DB is an opened admindir.
@@ -253,27 +255,30 @@ func (db *DB) InfoPath(p *Package, kind string) string {
 // owns, directories included, undiverted, in dpkg's order. A package
 // without a list (not installed) has no files.
 func (db *DB) Files(p *Package) ([]string, error) {
+	files, _, err := db.files(p, nil)
+	return files, err
+}
+
+// files is Files reading through buf's storage, which it returns for the
+// next call (the paths are copied out of it).
+func (db *DB) files(p *Package, buf []byte) ([]string, []byte, error) {
 	if !p.HasFiles() {
-		return nil, nil
+		return nil, buf, nil
 	}
 	path := db.InfoPath(p, "list")
-	f, err := openRegular(path)
+	b, err := regfile.ReadFile(path, "dpkgdb", buf)
 	if errors.Is(err, fs.ErrNotExist) && (p.State == StateConfigFiles || p.State == StateHalfInstalled) {
 		// dpkg removes the list of packages left with conffiles only
 		// (sometimes), and a package whose unpack was cut short before
 		// dpkg wrote its list has none: dpkg then assumes it has no
 		// files (lib/dpkg/db-fsys-files.c), and so do we.
-		return nil, nil
+		return nil, buf, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
+		return nil, buf, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
 	}
-	b, err := readAll(f, nil)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("dpkgdb: read %s: %w", path, err)
-	}
-	return parseList(string(b), path)
+	files, err := parseList(string(b), path)
+	return files, b, err
 }
 
 // Listing returns, for each of paths, the installed packages whose list
@@ -320,15 +325,11 @@ func (db *DB) listing(p *Package, want map[string]bool, buf []byte) ([]string, [
 	if !p.HasFiles() {
 		return nil, buf
 	}
-	f, err := openRegular(db.InfoPath(p, "list"))
+	b, err := regfile.ReadFile(db.InfoPath(p, "list"), "dpkgdb", buf)
 	if err != nil {
 		return nil, buf
 	}
-	buf, err = readAll(f, buf[:0])
-	f.Close()
-	if err != nil {
-		return nil, buf
-	}
+	buf = b
 	var out []string
 	for rest := buf; len(rest) > 0; {
 		line := rest
@@ -350,24 +351,33 @@ func (db *DB) listing(p *Package, want map[string]bool, buf []byte) ([]string, [
 	return out, buf
 }
 
-// readAll reads f into buf, reusing its storage.
-func readAll(f *os.File, buf []byte) ([]byte, error) {
-	if st, err := f.Stat(); err == nil && int64(cap(buf)) < st.Size()+1 {
-		buf = make([]byte, 0, st.Size()+512)
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
+// FilesOf is Files for many packages, read by a few goroutines (opening
+// thousands of small files is most of the cost of reading them, and it
+// is system calls: they overlap). files[i] and errs[i] are pkgs[i]'s.
+func (db *DB) FilesOf(pkgs []*Package) (files [][]string, errs []error) {
+	files, errs = make([][]string, len(pkgs)), make([]error, len(pkgs))
+	var next atomic.Int64
+	work := func() {
+		var buf []byte
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(pkgs) {
+				return
+			}
+			files[i], buf, errs[i] = db.files(pkgs[i], buf)
 		}
 	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(2*runtime.GOMAXPROCS(0), len(pkgs), 8); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+	return files, errs
 }
 
 // ParseList reads a .list file: one absolute path per line. A relative
@@ -426,15 +436,14 @@ func parseList(data, name string) ([]string, error) {
 // are returned, not fatal: an audit reports them and goes on.
 func (db *DB) MD5Sums(p *Package) (sums map[string][16]byte, bad []error, err error) {
 	path := db.InfoPath(p, "md5sums")
-	f, err := openRegular(path)
+	b, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string][16]byte{}, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
 	}
-	defer f.Close()
-	list, bad, err := debfmt.ParseMD5Sums(f, path)
+	list, bad, err := debfmt.ParseMD5Sums(bytes.NewReader(b), path)
 	if err != nil {
 		return nil, bad, err
 	}
