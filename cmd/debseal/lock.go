@@ -51,6 +51,7 @@ func lockCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verify: c.Bool("verify"), NoManifest: c.Bool("no-manifest"),
 				Verbose: c.Bool("verbose"), Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			limitMemory()
 			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
 		},
 	}
@@ -73,6 +74,7 @@ func unlockCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verbose: c.Bool("verbose"),
 				Unlock: true, Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			limitMemory()
 			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
 		},
 	}

@@ -35,6 +35,7 @@ func statusCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
 		},
 		Action: func(c *cli.Context) error {
+			limitMemory()
 			return runStatus(c.Context, globalsFrom(c), statusOpts{JSON: c.Bool("json"), Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}, c.App.Writer)
 		},
 	}
