@@ -24,9 +24,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/regfile"
+	"golang.org/x/sys/unix"
 )
 
 // DB is an opened admindir.
@@ -378,6 +380,59 @@ func (db *DB) FilesOf(pkgs []*Package) (files [][]string, errs []error) {
 	work()
 	wg.Wait()
 	return files, errs
+}
+
+// ListsChangedAfter returns the packages with files whose list was
+// modified after t, in database order. A list that cannot be examined is
+// left out. Every hook asks this about every package (a dpkg run debseal
+// did not see is found so), so it makes one fstatat per list, relative to
+// the info directory and from a few goroutines, and nothing else.
+func (db *DB) ListsChangedAfter(t time.Time) ([]*Package, error) {
+	dir, err := unix.Open(filepath.Join(db.Admindir, "info"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %w", &os.PathError{Op: "open", Path: filepath.Join(db.Admindir, "info"), Err: err})
+	}
+	defer unix.Close(dir)
+	since := t.UnixNano()
+	changed := make([]bool, len(db.Packages))
+	var next atomic.Int64
+	const chunk = 256
+	work := func() {
+		var st unix.Stat_t
+		for {
+			start := int(next.Add(chunk)) - chunk
+			if start >= len(db.Packages) {
+				return
+			}
+			for i := start; i < min(start+chunk, len(db.Packages)); i++ {
+				p := db.Packages[i]
+				if !p.HasFiles() {
+					continue
+				}
+				if unix.Fstatat(dir, filepath.Base(db.InfoPath(p, "list")), &st, 0) != nil {
+					continue
+				}
+				changed[i] = st.Mtim.Nano() > since
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(2*runtime.GOMAXPROCS(0), 8); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+	var out []*Package
+	for i, c := range changed {
+		if c {
+			out = append(out, db.Packages[i])
+		}
+	}
+	return out, nil
 }
 
 // ParseList reads a .list file: one absolute path per line. A relative
