@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,7 +37,6 @@ type DB struct {
 	Admindir string
 	Packages []*Package // sorted by name, then architecture
 
-	byName     map[string][]*Package
 	infoFormat int
 
 	divOnce sync.Once
@@ -50,7 +50,7 @@ type DB struct {
 // (a fresh admindir has none until dpkg first writes it); any other
 // failure to read it is an error.
 func Open(admindir string) (*DB, error) {
-	db := &DB{Admindir: admindir, byName: map[string][]*Package{}}
+	db := &DB{Admindir: admindir}
 	statusPath := filepath.Join(admindir, "status")
 	var pkgs []*Package
 	f, err := openRegular(statusPath)
@@ -84,22 +84,19 @@ func Open(admindir string) (*DB, error) {
 // is not Multi-Arch: same, and never one of each kind, among those that are
 // not not-installed.
 func checkInstances(pkgs []*Package, file string) error {
-	type count struct{ single, multi int }
-	counts := map[string]*count{}
+	type count struct{ single, multi int32 }
+	counts := make(map[string]count, len(pkgs))
 	for _, p := range pkgs {
 		if p.State == StateNotInstalled {
 			continue
 		}
 		c := counts[p.Name]
-		if c == nil {
-			c = &count{}
-			counts[p.Name] = c
-		}
 		if p.MultiArch == "same" {
 			c.multi++
 		} else {
 			c.single++
 		}
+		counts[p.Name] = c
 		if c.single > 1 || c.single > 0 && c.multi > 0 {
 			return &CorruptError{File: file, Line: p.line, Err: fmt.Errorf("package %s: several instances that cannot be installed together", p.Name)}
 		}
@@ -174,11 +171,68 @@ func readInfoFormat(admindir string) (int, error) {
 }
 
 // setPackages indexes pkgs; a later stanza for the same name and
-// architecture replaces an earlier one (journal semantics).
+// architecture replaces an earlier one (journal semantics), and a record
+// with an architecture replaces an earlier bare selection of the same
+// name. db.Packages ends up sorted by name and architecture, which is
+// what Lookup searches.
 func (db *DB) setPackages(pkgs []*Package) {
+	if sortedUnique(pkgs) {
+		// The status file alone, as dpkg writes it: sorted, each name
+		// and architecture once. No index needed (every hook opens the
+		// database: at 50,000 packages the maps were a third of it).
+		db.Packages = pkgs[:0]
+		for i, p := range pkgs {
+			if p.Arch == "" && i+1 < len(pkgs) && pkgs[i+1].Name == p.Name {
+				continue // a bare selection, replaced by the record after it
+			}
+			db.Packages = append(db.Packages, p)
+		}
+	} else {
+		db.Packages = replaceInOrder(pkgs)
+		slices.SortFunc(db.Packages, byNameArch)
+	}
+	for i := 0; i < len(db.Packages); {
+		j := i + 1
+		for j < len(db.Packages) && db.Packages[j].Name == db.Packages[i].Name {
+			j++
+		}
+		n := 0
+		for _, p := range db.Packages[i:j] {
+			if p.State != StateNotInstalled {
+				n++
+			}
+		}
+		for _, p := range db.Packages[i:j] {
+			p.sameInstance = n > 1
+		}
+		i = j
+	}
+}
+
+func byNameArch(a, b *Package) int {
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Arch, b.Arch)
+}
+
+// sortedUnique reports whether pkgs are in strictly increasing name and
+// architecture order.
+func sortedUnique(pkgs []*Package) bool {
+	for i := 1; i < len(pkgs); i++ {
+		if byNameArch(pkgs[i-1], pkgs[i]) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// replaceInOrder applies setPackages' replacement rules in input order
+// (the status file, then the journal's entries).
+func replaceInOrder(pkgs []*Package) []*Package {
 	type key struct{ name, arch string }
-	idx := map[key]int{}
-	var list []*Package
+	idx := make(map[key]int, len(pkgs))
+	list := make([]*Package, 0, len(pkgs))
 	for _, p := range pkgs {
 		k := key{p.Name, p.Arch}
 		if i, ok := idx[k]; ok {
@@ -196,40 +250,33 @@ func (db *DB) setPackages(pkgs []*Package) {
 		idx[k] = len(list)
 		list = append(list, p)
 	}
-	db.Packages = db.Packages[:0]
+	out := list[:0]
 	for _, p := range list {
 		if p != nil {
-			db.Packages = append(db.Packages, p)
+			out = append(out, p)
 		}
 	}
-	sort.Slice(db.Packages, func(i, j int) bool {
-		a, b := db.Packages[i], db.Packages[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.Arch < b.Arch
-	})
-	db.byName = map[string][]*Package{}
-	for _, p := range db.Packages {
-		db.byName[p.Name] = append(db.byName[p.Name], p)
+	return out
+}
+
+// byName returns the packages named name, every architecture (a slice of
+// db.Packages that cannot be appended to in place).
+func (db *DB) byName(name string) []*Package {
+	i := sort.Search(len(db.Packages), func(i int) bool { return db.Packages[i].Name >= name })
+	j := i
+	for j < len(db.Packages) && db.Packages[j].Name == name {
+		j++
 	}
-	for _, ps := range db.byName {
-		n := 0
-		for _, p := range ps {
-			if p.State != StateNotInstalled {
-				n++
-			}
-		}
-		for _, p := range ps {
-			p.sameInstance = n > 1
-		}
+	if i == j {
+		return nil
 	}
+	return db.Packages[i:j:j]
 }
 
 // Lookup finds packages by "name" (every architecture) or "name:arch".
 func (db *DB) Lookup(spec string) []*Package {
 	name, arch, hasArch := strings.Cut(spec, ":")
-	ps := db.byName[name]
+	ps := db.byName(name)
 	if !hasArch || arch == "any" {
 		return ps
 	}

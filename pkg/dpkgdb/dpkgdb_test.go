@@ -444,3 +444,21 @@ func TestListsChangedAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusFieldIndexes: the field index constants name the fields of
+// statusFields, in any case.
+func TestStatusFieldIndexes(t *testing.T) {
+	if len(statusFields) != numStatusFields {
+		t.Fatalf("%d status fields, %d indexes", len(statusFields), numStatusFields)
+	}
+	for i, name := range statusFields {
+		for _, n := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := statusField(n); got != i {
+				t.Errorf("statusField(%q) = %d, want %d", n, got, i)
+			}
+		}
+	}
+	if got := statusField("Description"); got != -1 {
+		t.Errorf("statusField(Description) = %d, want -1", got)
+	}
+}
