@@ -271,13 +271,21 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog seal.Progress) (int, []string, error) {
 	b := manifest.NewBuilder(sys.g.Root, sys.db, sys.fs.Root)
 	defer b.Close()
+	// One open store directory for every package's header (no store
+	// yet: no manifest to read).
+	rd, rerr := b.Store.Reader()
+	if rerr == nil {
+		defer rd.Close()
+	}
 	var need []*dpkgdb.Package
 	for _, p := range pkgs {
 		if !p.Configured() || !p.HasFiles() {
 			continue
 		}
-		if m, err := b.Store.Header(p.Name, p.Arch); err == nil && m.Version == p.Version {
-			continue
+		if rerr == nil {
+			if m, err := rd.Header(p.Name, p.Arch); err == nil && m.Version == p.Version {
+				continue
+			}
 		}
 		need = append(need, p)
 	}

@@ -224,8 +224,8 @@ func checkRegular(d *fsattr.Dir, base, host string, st *unix.Stat_t) error {
 func openFile(d *fsattr.Dir, base, host string, flags int, create bool, perm fs.FileMode) (*os.File, error) {
 	const always = unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 	for try := 0; ; try++ {
-		pfd, err := unix.Openat(d.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err == unix.ENOENT && create {
+		fd, _, err := openRegularFD(d, base, host, flags)
+		if errors.Is(err, unix.ENOENT) && create && !errors.Is(err, errGone) {
 			if err := fault("create", host); err != nil {
 				return nil, err
 			}
@@ -239,40 +239,103 @@ func openFile(d *fsattr.Dir, base, host string, flags int, create bool, perm fs.
 			return os.NewFile(uintptr(fd), host), nil
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: host, Err: err}
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(pfd, &st)
-		if err == nil {
-			err = checkRegular(d, base, host, &st)
-		} else {
-			err = &os.PathError{Op: "fstat", Path: host, Err: err}
-		}
-		if err != nil {
-			unix.Close(pfd)
 			return nil, err
 		}
-		fd, err := -1, error(unix.ENOENT)
-		if pd := procFD(); pd >= 0 {
-			fd, err = unix.Openat(pd, strconv.Itoa(pfd), flags|always, 0)
-		}
+		return os.NewFile(uintptr(fd), host), nil
+	}
+}
+
+// errGone marks the ENOENT of a file that vanished between its check and
+// its reopening (not a missing file to create).
+var errGone = errors.New("confined: file gone")
+
+// openRegularFD opens base in d with flags if it is a regular file: an
+// O_PATH descriptor first, fstat, then the file reopened through
+// /proc/self/fd (that very inode, not the name), or by name and checked
+// to be the same inode without /proc. It returns the descriptor and what
+// fstat said. A missing file is an error wrapping ENOENT.
+func openRegularFD(d *fsattr.Dir, base, host string, flags int) (int, unix.Stat_t, error) {
+	const always = unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	var st unix.Stat_t
+	pfd, err := unix.Openat(d.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, st, &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	err = unix.Fstat(pfd, &st)
+	if err == nil {
+		err = checkRegular(d, base, host, &st)
+	} else {
+		err = &os.PathError{Op: "fstat", Path: host, Err: err}
+	}
+	if err != nil {
 		unix.Close(pfd)
-		if err == unix.ENOENT {
-			// No /proc: open the name again and check it is the same
-			// regular file.
-			fd, err = unix.Openat(d.Fd(), base, flags|always|unix.O_NOFOLLOW, 0)
-			if err == nil {
-				var st2 unix.Stat_t
-				if ferr := unix.Fstat(fd, &st2); ferr != nil || st2.Dev != st.Dev || st2.Ino != st.Ino {
-					unix.Close(fd)
-					return nil, &os.PathError{Op: "open", Path: host, Err: fsattr.ErrChanged}
-				}
+		return -1, st, err
+	}
+	fd, err := -1, error(unix.ENOENT)
+	if pd := procFD(); pd >= 0 {
+		fd, err = unix.Openat(pd, strconv.Itoa(pfd), flags|always, 0)
+	}
+	unix.Close(pfd)
+	if err == unix.ENOENT {
+		// No /proc: open the name again and check it is the same
+		// regular file.
+		fd, err = unix.Openat(d.Fd(), base, flags|always|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			var st2 unix.Stat_t
+			if ferr := unix.Fstat(fd, &st2); ferr != nil || st2.Dev != st.Dev || st2.Ino != st.Ino {
+				unix.Close(fd)
+				return -1, st, &os.PathError{Op: "open", Path: host, Err: fsattr.ErrChanged}
 			}
 		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: host, Err: err}
+		if err == unix.ENOENT {
+			return -1, st, &os.PathError{Op: "open", Path: host, Err: fmt.Errorf("%w: %w", errGone, err)}
 		}
-		return os.NewFile(uintptr(fd), host), nil
+	}
+	if err != nil {
+		return -1, st, &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	return fd, st, nil
+}
+
+// ReadFileIn reads the regular file name (one path component) of d, a
+// directory opened through r (OpenDir), with Open's checks: for reading
+// many files of one of debseal's directories (an audit reads a manifest
+// per package) without resolving the directory again for each, and
+// without an *os.File. With limit > 0 it reads at most limit bytes. A
+// missing file is an error matching fs.ErrNotExist.
+func (r *Root) ReadFileIn(d *fsattr.Dir, name string, limit int64) ([]byte, error) {
+	host := r.Join(path.Join(d.Path, name))
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return nil, &os.PathError{Op: "open", Path: host, Err: unix.EINVAL}
+	}
+	fd, st, err := openRegularFD(d, name, host, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	size := st.Size + 512 // room to see the end in one more read
+	if limit > 0 {
+		size = min(size, limit)
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if limit > 0 && int64(len(buf)) >= limit {
+			return buf[:limit], nil
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: host, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
 }
 

@@ -31,6 +31,15 @@ var ops = []struct {
 	do   func(r *Root, dir string) error
 }{
 	{"ReadFile", func(r *Root, dir string) error { _, err := r.ReadFile(dir + "/f"); return err }},
+	{"ReadFileIn", func(r *Root, dir string) error {
+		d, err := r.OpenDir(dir)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		_, err = r.ReadFileIn(d, "f", 0)
+		return err
+	}},
 	{"WriteFileAtomic", func(r *Root, dir string) error { return r.WriteFileAtomic(dir+"/f", []byte("new\n"), 0o644) }},
 	{"ReplaceFile", func(r *Root, dir string) error { return r.ReplaceFile(dir+"/f", []byte("new\n"), 0o644) }},
 	{"WriteFiles", func(r *Root, dir string) error {

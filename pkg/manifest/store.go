@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,58 @@ func (s *Store) Load(pkg, arch string) (*Manifest, error) {
 	return Read(f, s.Path(pkg, arch))
 }
 
+// maxHeader bounds what Header reads looking for the end of the header.
+const maxHeader = 64 << 10
+
+// Reader reads many manifests of a store through one open directory:
+// Load resolves the store's directory for each manifest, which was a
+// third of an audit's time at 10,000 packages (the audit reads one per
+// package).
+type Reader struct {
+	s   *Store
+	r   *confined.Root
+	dir *fsattr.Dir
+}
+
+// Reader opens the store for reading. A store that does not exist yet is
+// an error matching fs.ErrNotExist.
+func (s *Store) Reader() (*Reader, error) {
+	r, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := r.OpenDir(storeDir)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return &Reader{s: s, r: r, dir: dir}, nil
+}
+
+// Load is Store.Load through the open directory.
+func (rd *Reader) Load(pkg, arch string) (*Manifest, error) {
+	b, err := rd.r.ReadFileIn(rd.dir, ID(pkg, arch)+".manifest", maxManifest+1)
+	if err != nil {
+		return nil, err
+	}
+	return parse(b, rd.s.Path(pkg, arch))
+}
+
+// Header is Store.Header through the open directory.
+func (rd *Reader) Header(pkg, arch string) (*Manifest, error) {
+	b, err := rd.r.ReadFileIn(rd.dir, ID(pkg, arch)+".manifest", maxHeader)
+	if err != nil {
+		return nil, err
+	}
+	return readHeader(bytes.NewReader(b), rd.s.Path(pkg, arch))
+}
+
+// Close releases the directory.
+func (rd *Reader) Close() error {
+	rd.dir.Close()
+	return rd.r.Close()
+}
+
 // Header reads only the header of a package's manifest (package,
 // architecture, version, provenance...), without its entries and without
 // checking its checksum: enough to know whether a manifest describes the
@@ -81,7 +134,7 @@ func (s *Store) Header(pkg, arch string) (*Manifest, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readHeader(io.LimitReader(f, 64<<10), s.Path(pkg, arch))
+	return readHeader(io.LimitReader(f, maxHeader), s.Path(pkg, arch))
 }
 
 // Save writes m atomically and makes it immutable, so that changing a
