@@ -57,7 +57,8 @@ func Open(path, prefix string) (*os.File, error) {
 // makes the system calls Open and a read need and no more: no *os.File
 // (which asks the descriptor's flags and tries to register it with the
 // poller, two calls wasted on a regular file), one buffer sized from
-// fstat. Every command reads every package's list with it.
+// fstat and usually one read. Every command reads every package's list
+// with it.
 func ReadFile(path, prefix string, buf []byte) ([]byte, error) {
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
@@ -85,6 +86,7 @@ func ReadFile(path, prefix string, buf []byte) ([]byte, error) {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
+		want := cap(buf) - len(buf)
 		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
 		if err == unix.EINTR {
 			continue
@@ -92,10 +94,12 @@ func ReadFile(path, prefix string, buf []byte) ([]byte, error) {
 		if err != nil {
 			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}
-		if n == 0 {
+		buf = buf[:len(buf)+n]
+		if n < want {
+			// A regular file reads short only at its end: no read to
+			// learn that (a read each for every list of the system).
 			return buf, nil
 		}
-		buf = buf[:len(buf)+n]
 	}
 }
 
