@@ -10,8 +10,9 @@
 #   - status no slower than dpkg -l (wall);
 #   - peak RSS of an audit at most 100 MB at 50k;
 #   - the hook run on the biggest system at most 2x the 100-package one.
-# BENCH_SCALE_SIZES sets the sizes (default "1000 10000 50000"; the 50k
-# size takes about two minutes, "1000 10000" under half a minute).
+# BENCH_SCALE_SIZES sets the sizes (default "1000 10000 50000": about
+# three and a half minutes on a quiet 2-CPU machine, most of it the 50,000
+# package system; "1000 10000" takes under a minute).
 # BENCH_RUNS (default 1) runs each command that many times and keeps the
 # median. Times are wall and CPU (user+sys); CPU holds better than wall on
 # a busy machine.
@@ -67,6 +68,7 @@ for n in 100 $sizes; do
 	R=$dir/s$n
 	start=$(date +%s.%N)
 	"$dir/synthdb" -n "$n" "$R"
+	sync # write the new files back now, not during the first measurements
 	echo "synthdb -n $n: $(echo "$(date +%s.%N) - $start" | bc | cut -c1-5) s"
 	if [ "$n" = 100 ]; then
 		"$bin" --root "$R" lock --all >/dev/null
