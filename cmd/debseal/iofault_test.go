@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/debseal/debseal/pkg/confined"
+	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/debseal/debseal/pkg/testutil"
 )
@@ -95,11 +96,32 @@ func checkConsistent(t *testing.T, s *testutil.Sandbox, what string) {
 			covered[e.Path] = true
 		}
 	}
+	// A journal names an inode by one of its paths: a hard link to it is
+	// covered too.
+	coveredInode := map[[2]uint64]bool{}
+	for p := range covered {
+		if id, ok := inodeOf(s.Path(p)); ok {
+			coveredInode[id] = true
+		}
+	}
 	for _, m := range missing {
-		if !covered[m] {
+		if id, ok := inodeOf(s.Path(m)); !covered[m] && !(ok && coveredInode[id]) {
 			t.Errorf("%s: %s is left unlocked, and neither a journal nor the pending list names it", what, m)
 		}
 	}
+}
+
+// inodeOf is the device and inode of a path (not followed).
+func inodeOf(p string) ([2]uint64, bool) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return [2]uint64{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, true
 }
 
 // repairs checks that, once the fault is gone, recover and the next dpkg
@@ -159,13 +181,87 @@ func TestFaultsDuringLock(t *testing.T) {
 	}
 }
 
+// killFault is DEBSEAL_FAULT_IO's KILL: SIGKILL before the n-th change
+// (for a process run from its binary; errno is unused).
+var killFault = struct {
+	name  string
+	errno syscall.Errno
+}{"KILL", 0}
+
+// checkManifests: every manifest in the store reads back whole (a write
+// cut short leaves the old manifest or the new one, never a broken one).
+func checkManifests(t *testing.T, s *testutil.Sandbox, what string) {
+	t.Helper()
+	files, _ := filepath.Glob(s.Path("/var/lib/debseal/manifests/*.manifest"))
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		if _, err := manifest.Read(fh, f); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		fh.Close()
+	}
+}
+
+// TestKilledDuringLock kills lock --all (the binary) before each change
+// it makes to debseal's own files in turn, until a run makes no more:
+// every kill leaves nothing locked that the state does not seal, and
+// whole manifests (they are written in one batch: temporary files, one
+// flush, renames, one flush of the directory); lock --all then completes
+// and the audit is clean.
+func TestKilledDuringLock(t *testing.T) {
+	bin := testutil.Binary(t)
+	for n := 1; ; n++ {
+		if n == maxFaultIndex {
+			t.Fatal("the kill loop does not end")
+		}
+		s := testutil.NewSandbox(t)
+		s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"), testutil.Deb(t, "dstest-multi_1.0_amd64"), testutil.Deb(t, "dstest-multi_1.0_i386"))
+		out, code := runCmd(t, []string{fmt.Sprintf("DEBSEAL_FAULT_IO=KILL:%d", n)}, bin, "--root", s.Root, "lock", "--all")
+		what := fmt.Sprintf("killed before change %d", n)
+		if !strings.Contains(out, "debseal: fault injected") {
+			if code != 0 {
+				t.Fatalf("lock --all without a kill: exit %d\n%s", code, out)
+			}
+			t.Logf("lock --all makes %d changes to debseal's own files", n-1)
+			if n < 10 {
+				t.Fatalf("only %d changes: the kill never reached the manifests", n-1)
+			}
+			break
+		}
+		// The state may claim files the kill left unlocked (lock saves it
+		// before it sets any flag), never the other way round.
+		st, err := seal.LoadState(s.Root)
+		if err != nil {
+			t.Fatalf("%s: state: %v", what, err)
+		}
+		var want []string
+		if st.All {
+			want, _ = testutil.ExpectedLocked(t, s.Root, testutil.SandboxTool(s.Admindir))
+		}
+		if _, extra := diffLists(want, immutableFiles(t, s.Root)); len(extra) > 0 {
+			t.Errorf("%s: locked although the state does not seal them: %v", what, extra)
+		}
+		checkManifests(t, s, what)
+		if out, code := runCmd(t, nil, bin, "--root", s.Root, "lock", "--all"); code != 0 {
+			t.Fatalf("%s: lock --all again: exit %d\n%s", what, code, out)
+		}
+		if out, code := runCmd(t, nil, bin, "--root", s.Root, "audit"); code != 0 {
+			t.Errorf("%s: audit after lock --all again: exit %d\n%s", what, code, out)
+		}
+	}
+}
+
 // TestFaultsDuringHookCycle fails the n-th change one hook process
 // (dpkg's pre-invoke, or its post-invoke) makes to debseal's own files, for
 // every n until the hook makes no more: the run leaves a consistent state,
 // and recover and the next run repair everything.
 func TestFaultsDuringHookCycle(t *testing.T) {
 	bin := testutil.Binary(t)
-	for _, fe := range faultErrnos {
+	for _, fe := range append(faultErrnos, killFault) {
 		for _, hook := range []string{"dpkg-pre", "dpkg-post"} {
 			t.Run(fe.name+"/"+hook, func(t *testing.T) {
 				s := testutil.NewSandbox(t)
@@ -184,6 +280,7 @@ func TestFaultsDuringHookCycle(t *testing.T) {
 					fired := strings.Contains(out, "debseal: fault injected")
 					t.Logf("%s: dpkg exit %d\n%s", what, code, out)
 					checkConsistent(t, s, what)
+					checkManifests(t, s, what)
 					repairs(t, s, bin, what, "-i", deb)
 					if !fired {
 						if code != 0 {

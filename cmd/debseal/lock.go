@@ -54,6 +54,7 @@ func lockCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verify: c.Bool("verify"), NoManifest: c.Bool("no-manifest"),
 				Verbose: c.Bool("verbose"), Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			limitMemory()
 			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
 		},
 	}
@@ -76,6 +77,7 @@ func unlockCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			o := lockOpts{All: c.Bool("all"), DryRun: c.Bool("dry-run"), Verbose: c.Bool("verbose"),
 				Unlock: true, Pkgs: c.Args().Slice(), Stderr: c.App.ErrWriter}
+			limitMemory()
 			return runLock(c.Context, globalsFrom(c), o, c.App.Writer)
 		},
 	}
@@ -278,13 +280,21 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Package, prog progress.Meter) (int, []string, []error) {
 	b := manifest.NewBuilder(sys.g.Root, sys.db, sys.fs.Root)
 	defer b.Close()
+	// One open store directory for every package's header (no store
+	// yet: no manifest to read).
+	rd, rerr := b.Store.Reader()
+	if rerr == nil {
+		defer rd.Close()
+	}
 	var need []*dpkgdb.Package
 	for _, p := range pkgs {
 		if !p.Configured() || !p.HasFiles() {
 			continue
 		}
-		if m, err := b.Store.Header(p.Name, p.Arch); err == nil && m.Version == p.Version {
-			continue
+		if rerr == nil {
+			if m, err := rd.Header(p.Name, p.Arch); err == nil && m.Version == p.Version {
+				continue
+			}
 		}
 		need = append(need, p)
 	}

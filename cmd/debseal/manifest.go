@@ -134,11 +134,15 @@ type manifestResult struct {
 
 // buildManifests builds and stores a manifest for each package, in
 // parallel (useData: from a cached .deb's data member when there is one).
+// They are stored in batches, each durable with one flush
+// (manifest.Store.SaveAll): a flush per manifest was most of lock --all's
+// time on a big system.
 func buildManifests(ctx context.Context, b *manifest.Builder, pkgs []*dpkgdb.Package, useData bool, prog progress.Meter) ([]manifestResult, error) {
 	results := make([]manifestResult, len(pkgs))
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	built := make(chan int, 64)
 	prog.Start("recording manifests", progress.Packages, len(pkgs))
 	for w := 0; w < max(2, runtime.GOMAXPROCS(0)); w++ {
 		wg.Add(1)
@@ -154,17 +158,51 @@ func buildManifests(ctx context.Context, b *manifest.Builder, pkgs []*dpkgdb.Pac
 				}
 				r := &results[i]
 				r.m, r.problems, r.err = b.Build(ctx, pkgs[i], "", useData)
-				if r.err == nil {
-					r.err = b.Store.Save(r.m)
+				if r.err != nil {
+					prog.Add(1)
+					continue
 				}
-				prog.Add(1)
+				built <- i
 			}
 		}()
 	}
-	wg.Wait()
+	go func() {
+		wg.Wait()
+		close(built)
+	}()
+	var batch []int
+	entries := 0
+	save := func() {
+		ms := make([]*manifest.Manifest, len(batch))
+		for k, i := range batch {
+			ms[k] = results[i].m
+		}
+		for k, err := range b.Store.SaveAll(ms) {
+			results[batch[k]].err = err
+		}
+		prog.Add(len(batch))
+		batch, entries = batch[:0], 0
+	}
+	for i := range built {
+		batch = append(batch, i)
+		entries += len(results[i].m.Entries)
+		if len(batch) >= saveBatch || entries >= saveBatchEntries {
+			save()
+		}
+	}
+	if len(batch) > 0 {
+		save()
+	}
 	prog.Done()
 	return results, ctx.Err()
 }
+
+// A batch of manifests is saved once it holds saveBatch manifests or
+// saveBatchEntries paths (some 15 MB of manifest text held in memory).
+const (
+	saveBatch        = 1000
+	saveBatchEntries = 100_000
+)
 
 func countErrs[T any](rs []T, bad func(T) bool) int {
 	n := 0

@@ -83,7 +83,8 @@ type shared struct {
 	overrides  map[string]dpkgdb.StatOverride
 	confPaths  map[string]string // every conffile path of every package → its status hash (first owner's)
 	hasManif   bool
-	lanes      *md5Lanes // nil: crypto/md5 only
+	manifests  *manifest.Reader // nil: Manifests.Load for each
+	lanes      *md5Lanes        // nil: crypto/md5 only
 	locks      *lockTable
 	hashedN    atomic.Int64
 	cachedN    atomic.Int64
@@ -128,6 +129,12 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	if a.Manifests != nil {
 		if _, err := fsStat(a.Manifests.Dir); err == nil {
 			sh.hasManif = true
+			// One open directory for every package's manifest; when it
+			// cannot be opened, each Load says why for its package.
+			if rd, err := a.Manifests.Reader(); err == nil {
+				sh.manifests = rd
+				defer rd.Close()
+			}
 		}
 	}
 	if a.Owners == nil {
@@ -335,7 +342,11 @@ func (a *Auditor) prepare(pj *pkgJob, sh *shared) {
 		var m *manifest.Manifest
 		err := fs.ErrNotExist
 		if sh.hasManif {
-			m, err = a.Manifests.Load(p.Name, p.Arch)
+			if sh.manifests != nil {
+				m, err = sh.manifests.Load(p.Name, p.Arch)
+			} else {
+				m, err = a.Manifests.Load(p.Name, p.Arch)
+			}
 		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):

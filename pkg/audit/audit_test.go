@@ -169,3 +169,59 @@ func TestRunUnprivileged(t *testing.T) {
 		t.Errorf("Findings() = %d, excluded %d; want 4 and 2", sum.Findings(), sum.ByKind[Excluded])
 	}
 }
+
+// TestLockTableVerdicts: the verdict on an inode depends on every owner
+// that lists it, in any order: one that expects it locked and one that
+// forbids it (a conffile) leave it alone; it is reported under the owner
+// that expects it; a link count above the package dentries is foreign.
+func TestLockTableVerdicts(t *testing.T) {
+	a, b := &dpkgdb.Package{Name: "a"}, &dpkgdb.Package{Name: "b"}
+	id := fsattr.Ident{Dev: 1, Ino: 2}
+	ent := func(p *dpkgdb.Package, path string, fl lockFlags, nlink uint32) lockEnt {
+		return lockEnt{flags: fl, nlink: nlink, pkg: p, listed: path, real: path}
+	}
+	d1 := dentry{dir: fsattr.Ident{Dev: 1, Ino: 10}, name: "x"}
+	d2 := dentry{dir: fsattr.Ident{Dev: 1, Ino: 11}, name: "y"}
+	tests := []struct {
+		name string
+		adds []lockEnt
+		ds   []dentry
+		want []string // kind package path
+	}{
+		{"expected and locked", []lockEnt{ent(a, "/x", lockExpect|lockImm, 1)}, nil, nil},
+		{"expected, not locked", []lockEnt{ent(a, "/x", lockExpect, 1)}, nil, []string{"not-locked a /x"}},
+		{"reported under the owner that expects it",
+			[]lockEnt{ent(b, "/y", lockApp, 1), ent(a, "/x", lockExpect, 1)}, nil, []string{"not-locked a /x", "append-only a /x"}},
+		{"not expected, immutable",
+			[]lockEnt{ent(b, "/y", lockImm, 1)}, nil, []string{"unexpected-immutable b /y"}},
+		{"a conffile owner forbids it, whatever the order",
+			[]lockEnt{ent(a, "/x", lockExpect|lockImm, 1), ent(b, "/etc/x", lockProtect|lockConffile|lockImm, 1)}, nil,
+			[]string{"unexpected-immutable a /x"}},
+		{"forbidden first, then expected",
+			[]lockEnt{ent(b, "/etc/x", lockProtect|lockConffile, 1), ent(a, "/x", lockExpect, 1)}, nil, nil},
+		{"append-only", []lockEnt{ent(a, "/x", lockExpect|lockImm|lockApp, 1)}, nil, []string{"append-only a /x"}},
+		{"unsupported: no verdict", []lockEnt{ent(a, "/x", lockExpect|lockUnsupported, 1)}, nil, nil},
+		{"a link no package path reaches", []lockEnt{ent(a, "/x", lockExpect, 2)}, []dentry{d1}, []string{"foreign-link a /x"}},
+		{"two package dentries, two links", []lockEnt{ent(a, "/x", lockExpect|lockImm, 2), ent(b, "/y", lockExpect|lockImm, 2)},
+			[]dentry{d1, d2}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lt := newLockTable()
+			for i, e := range tt.adds {
+				var d dentry
+				if i < len(tt.ds) {
+					d = tt.ds[i]
+				}
+				lt.add(id, e, d)
+			}
+			var got []string
+			for _, f := range lt.findings() {
+				got = append(got, f.Kind.String()+" "+f.Package+" "+f.Path)
+			}
+			if strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
+				t.Errorf("findings = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

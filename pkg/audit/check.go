@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/debseal/debseal/pkg/debfmt"
+	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/policy"
@@ -402,21 +403,35 @@ func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, name string, i
 	}
 	locked, _ := w.a.Policy.PathLocked(f.real)
 	kindOK := info.IsRegular() || info.IsDir() && w.a.Policy.LockDirectories
-	e := lockEnt{
-		nlink:       info.Nlink,
-		expect:      pj.sealed && !conffile && locked && kindOK,
-		protect:     conffile || !locked,
-		imm:         imm,
-		app:         app,
-		unsupported: unsupported,
-		pkg:         pj.p.ID(), listed: f.listed, real: f.real, conffile: conffile,
+	var fl lockFlags
+	set := func(f lockFlags, on bool) {
+		if on {
+			fl |= f
+		}
 	}
-	if info.Nlink > 1 && info.IsRegular() {
+	set(lockExpect, pj.sealed && !conffile && locked && kindOK)
+	set(lockProtect, conffile || !locked)
+	set(lockImm, imm)
+	set(lockApp, app)
+	set(lockUnsupported, unsupported)
+	set(lockConffile, conffile)
+	multi := info.Nlink > 1 && info.IsRegular()
+	if fl&^lockConffile == 0 && !multi {
+		// Nothing expected, forbidden or flagged: this owner adds
+		// nothing to the inode's verdict (the first owner that does
+		// is the one reported), so the table does not keep it. A
+		// directory, or any file of a system that is not sealed,
+		// mostly ends here: the table holds what can become a finding.
+		return
+	}
+	e := lockEnt{flags: fl, nlink: info.Nlink, pkg: pj.p, listed: f.listed, real: f.real}
+	var de dentry
+	if multi {
 		// Only an inode with several links can have one no package
 		// path accounts for (see ForeignLink).
-		e.d0 = w.dentry(f.real)
+		de = w.dentry(f.real)
 	}
-	w.sh.locks.add(info.Ident, e)
+	w.sh.locks.add(info.Ident, e, de)
 }
 
 // dentry names one directory entry: the directory's inode and a name, so
@@ -440,23 +455,46 @@ func (w *worker) dentry(real string) dentry {
 	return dentry{dirPath: path.Dir(real), name: path.Base(real)}
 }
 
+// lockEnt is what the lock table keeps of one inode until the end of the
+// audit: a few bits and the owner to report it under. There is one per
+// package file of the whole system, so it is small and holds no pointer
+// of its own but the strings (the collector scans them all).
 type lockEnt struct {
-	expect, protect, imm, app, unsupported, conffile bool
-	pkg, listed, real                                string
-	nlink                                            uint32
-	d0                                               dentry          // the first package dentry (nlink > 1 only)
-	more                                             map[dentry]bool // further distinct ones
+	flags        lockFlags
+	nlink        uint32
+	pkg          *dpkgdb.Package
+	listed, real string
+}
+
+// lockFlags are an inode's verdict inputs: expected locked by some owner,
+// forbidden by some owner, and its flags as the first owner saw them.
+type lockFlags uint8
+
+const (
+	lockExpect      lockFlags = 1 << iota // some owner expects it locked
+	lockProtect                           // some owner forbids it (a conffile, a path policy excludes)
+	lockImm                               // immutable
+	lockApp                               // append-only
+	lockUnsupported                       // no inode flags there: no verdict
+	lockConffile                          // the reported owner lists it as a conffile
+)
+
+// dentries are the distinct package dentries that reach one inode with
+// several links (see ForeignLink).
+type dentries struct {
+	d0   dentry
+	more map[dentry]bool
 }
 
 // links is how many distinct package dentries reach the inode.
-func (e *lockEnt) links() int {
-	if e.d0 == (dentry{}) {
+func (e *dentries) links() int {
+	if e == nil || e.d0 == (dentry{}) {
 		return 1
 	}
 	return 1 + len(e.more)
 }
 
-func (e *lockEnt) addDentry(d dentry) {
+func (e *dentries) add(d dentry) {
 	switch {
 	case d == (dentry{}) || d == e.d0:
 	case e.d0 == (dentry{}):
@@ -471,83 +509,109 @@ func (e *lockEnt) addDentry(d dentry) {
 
 // lockTable gathers, per inode, whether any owner expects it locked and
 // whether any owner forbids it (a conffile, a path policy excludes), as
-// pkg/seal's planner decides for lock --all.
+// pkg/seal's planner decides for lock --all. Entries live in one slice
+// indexed by the map, without a pointer each.
 type lockTable struct {
-	mu sync.Mutex
-	m  map[fsattr.Ident]*lockEnt
+	mu   sync.Mutex
+	idx  map[fsattr.Ident]int32
+	ents []lockEnt
+	dent map[fsattr.Ident]*dentries // inodes with several links only
 }
 
-func newLockTable() *lockTable { return &lockTable{m: map[fsattr.Ident]*lockEnt{}} }
+func newLockTable() *lockTable {
+	return &lockTable{idx: map[fsattr.Ident]int32{}, dent: map[fsattr.Ident]*dentries{}}
+}
 
-func (t *lockTable) add(id fsattr.Ident, e lockEnt) {
+// add records one owner's view of an inode; d is its dentry when the
+// inode has several links.
+func (t *lockTable) add(id fsattr.Ident, e lockEnt, d dentry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cur := t.m[id]
-	if cur == nil {
-		t.m[id] = &e
+	if d != (dentry{}) {
+		ds := t.dent[id]
+		if ds == nil {
+			ds = &dentries{}
+			t.dent[id] = ds
+		}
+		ds.add(d)
+	}
+	i, ok := t.idx[id]
+	if !ok {
+		t.idx[id] = int32(len(t.ents))
+		t.ents = append(t.ents, e)
 		return
 	}
-	cur.addDentry(e.d0)
-	if e.expect && !cur.expect {
+	cur := &t.ents[i]
+	if e.flags&lockExpect != 0 && cur.flags&lockExpect == 0 {
 		// Report under an owner that expects the lock.
-		cur.pkg, cur.listed, cur.real, cur.conffile = e.pkg, e.listed, e.real, e.conffile
+		cur.pkg, cur.listed, cur.real = e.pkg, e.listed, e.real
+		cur.flags = cur.flags&^lockConffile | e.flags&lockConffile
 	}
-	cur.expect = cur.expect || e.expect
-	cur.protect = cur.protect || e.protect
+	cur.flags |= e.flags & (lockExpect | lockProtect)
 }
 
 // suspects are the inodes expected locked with more links than package
 // dentries seen so far.
 func (t *lockTable) suspects() map[fsattr.Ident]bool {
 	out := map[fsattr.Ident]bool{}
-	for id, e := range t.m {
-		if e.expect && !e.protect && int(e.nlink) > e.links() {
+	for id, i := range t.idx {
+		e := &t.ents[i]
+		if e.flags&(lockExpect|lockProtect) == lockExpect && int(e.nlink) > t.dent[id].links() {
 			out[id] = true
 		}
 	}
 	return out
 }
 
+// addDentry adds a dentry of an inode the table has (countOtherLinks).
 func (t *lockTable) addDentry(id fsattr.Ident, d dentry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if e := t.m[id]; e != nil {
-		e.addDentry(d)
+	if _, ok := t.idx[id]; !ok {
+		return
 	}
+	ds := t.dent[id]
+	if ds == nil {
+		ds = &dentries{}
+		t.dent[id] = ds
+	}
+	ds.add(d)
 }
 
 func (t *lockTable) findings() []Finding {
 	var out []Finding
-	for _, e := range t.m {
-		base := Finding{Package: e.pkg, Path: e.listed, Real: e.real, Conffile: e.conffile, Source: "policy"}
-		if e.unsupported {
+	for id, i := range t.idx {
+		e := &t.ents[i]
+		if e.flags&lockUnsupported != 0 {
 			continue
 		}
-		want := e.expect && !e.protect
-		if want && int(e.nlink) > e.links() {
+		base := Finding{Package: e.pkg.ID(), Path: e.listed, Real: e.real, Conffile: e.flags&lockConffile != 0, Source: "policy"}
+		want := e.flags&(lockExpect|lockProtect) == lockExpect
+		imm := e.flags&lockImm != 0
+		if links := t.dent[id].links(); want && int(e.nlink) > links {
 			// Never locked (pkg/seal's planner): the extra link may be a
 			// file outside the root.
 			f := base
-			f.Kind, f.Expected = ForeignLink, fmt.Sprintf("link count %d (the package paths that reach it)", e.links())
+			f.Kind, f.Expected = ForeignLink, fmt.Sprintf("link count %d (the package paths that reach it)", links)
 			f.Actual = fmt.Sprintf("%d (a hard link no package owns, maybe outside the root: never locked)", e.nlink)
-			if e.imm {
+			if imm {
 				f.Actual += ", immutable"
 			}
 			out = append(out, f)
 			want = false
-			e.imm = false // reported here, not again as unexpected-immutable
+			imm = false // reported here, not again as unexpected-immutable
 		}
-		if e.app {
+		if e.flags&lockApp != 0 {
 			f := base
 			f.Kind, f.Expected, f.Actual, f.Source = AppendOnly, "no append-only flag", "append-only", "debseal never sets it"
 			out = append(out, f)
 		}
 		switch {
-		case want && !e.imm:
+		case want && !imm:
 			f := base
 			f.Kind, f.Expected, f.Actual = NotLocked, "immutable", "mutable"
 			out = append(out, f)
-		case !want && e.imm:
+		case !want && imm:
 			f := base
 			f.Kind, f.Expected, f.Actual = UnexpectedImmutable, "mutable", "immutable"
 			out = append(out, f)

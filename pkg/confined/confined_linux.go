@@ -224,8 +224,8 @@ func checkRegular(d *fsattr.Dir, base, host string, st *unix.Stat_t) error {
 func openFile(d *fsattr.Dir, base, host string, flags int, create bool, perm fs.FileMode) (*os.File, error) {
 	const always = unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
 	for try := 0; ; try++ {
-		pfd, err := unix.Openat(d.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err == unix.ENOENT && create {
+		fd, _, err := openRegularFD(d, base, host, flags)
+		if errors.Is(err, unix.ENOENT) && create && !errors.Is(err, errGone) {
 			if err := fault("create", host); err != nil {
 				return nil, err
 			}
@@ -239,40 +239,103 @@ func openFile(d *fsattr.Dir, base, host string, flags int, create bool, perm fs.
 			return os.NewFile(uintptr(fd), host), nil
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: host, Err: err}
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(pfd, &st)
-		if err == nil {
-			err = checkRegular(d, base, host, &st)
-		} else {
-			err = &os.PathError{Op: "fstat", Path: host, Err: err}
-		}
-		if err != nil {
-			unix.Close(pfd)
 			return nil, err
 		}
-		fd, err := -1, error(unix.ENOENT)
-		if pd := procFD(); pd >= 0 {
-			fd, err = unix.Openat(pd, strconv.Itoa(pfd), flags|always, 0)
-		}
+		return os.NewFile(uintptr(fd), host), nil
+	}
+}
+
+// errGone marks the ENOENT of a file that vanished between its check and
+// its reopening (not a missing file to create).
+var errGone = errors.New("confined: file gone")
+
+// openRegularFD opens base in d with flags if it is a regular file: an
+// O_PATH descriptor first, fstat, then the file reopened through
+// /proc/self/fd (that very inode, not the name), or by name and checked
+// to be the same inode without /proc. It returns the descriptor and what
+// fstat said. A missing file is an error wrapping ENOENT.
+func openRegularFD(d *fsattr.Dir, base, host string, flags int) (int, unix.Stat_t, error) {
+	const always = unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	var st unix.Stat_t
+	pfd, err := unix.Openat(d.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, st, &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	err = unix.Fstat(pfd, &st)
+	if err == nil {
+		err = checkRegular(d, base, host, &st)
+	} else {
+		err = &os.PathError{Op: "fstat", Path: host, Err: err}
+	}
+	if err != nil {
 		unix.Close(pfd)
-		if err == unix.ENOENT {
-			// No /proc: open the name again and check it is the same
-			// regular file.
-			fd, err = unix.Openat(d.Fd(), base, flags|always|unix.O_NOFOLLOW, 0)
-			if err == nil {
-				var st2 unix.Stat_t
-				if ferr := unix.Fstat(fd, &st2); ferr != nil || st2.Dev != st.Dev || st2.Ino != st.Ino {
-					unix.Close(fd)
-					return nil, &os.PathError{Op: "open", Path: host, Err: fsattr.ErrChanged}
-				}
+		return -1, st, err
+	}
+	fd, err := -1, error(unix.ENOENT)
+	if pd := procFD(); pd >= 0 {
+		fd, err = unix.Openat(pd, strconv.Itoa(pfd), flags|always, 0)
+	}
+	unix.Close(pfd)
+	if err == unix.ENOENT {
+		// No /proc: open the name again and check it is the same
+		// regular file.
+		fd, err = unix.Openat(d.Fd(), base, flags|always|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			var st2 unix.Stat_t
+			if ferr := unix.Fstat(fd, &st2); ferr != nil || st2.Dev != st.Dev || st2.Ino != st.Ino {
+				unix.Close(fd)
+				return -1, st, &os.PathError{Op: "open", Path: host, Err: fsattr.ErrChanged}
 			}
 		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: host, Err: err}
+		if err == unix.ENOENT {
+			return -1, st, &os.PathError{Op: "open", Path: host, Err: fmt.Errorf("%w: %w", errGone, err)}
 		}
-		return os.NewFile(uintptr(fd), host), nil
+	}
+	if err != nil {
+		return -1, st, &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	return fd, st, nil
+}
+
+// ReadFileIn reads the regular file name (one path component) of d, a
+// directory opened through r (OpenDir), with Open's checks: for reading
+// many files of one of debseal's directories (an audit reads a manifest
+// per package) without resolving the directory again for each, and
+// without an *os.File. With limit > 0 it reads at most limit bytes. A
+// missing file is an error matching fs.ErrNotExist.
+func (r *Root) ReadFileIn(d *fsattr.Dir, name string, limit int64) ([]byte, error) {
+	host := r.Join(path.Join(d.Path, name))
+	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return nil, &os.PathError{Op: "open", Path: host, Err: unix.EINVAL}
+	}
+	fd, st, err := openRegularFD(d, name, host, unix.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	size := st.Size + 512 // room to see the end in one more read
+	if limit > 0 {
+		size = min(size, limit)
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if limit > 0 && int64(len(buf)) >= limit {
+			return buf[:limit], nil
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: host, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
 	}
 }
 
@@ -407,6 +470,143 @@ func (r *Root) replace(name string, data []byte, perm fs.FileMode, durable bool)
 		return r.syncDir(d)
 	}
 	return nil
+}
+
+// WriteFiles replaces several files of one directory atomically and
+// durably, with two flushes for all of them where WriteFileAtomic makes
+// two for each: every temporary file is written first, then one
+// syncfs(2) makes their data durable, then each is renamed over its name,
+// then one fsync of the directory makes the renames durable. After a
+// failure or a crash at any point, each name is its old file or its new
+// one, never a partial one. The errors are per file (nil: replaced); a
+// failed flush fails every file. A symlink, FIFO, device or directory at
+// a name is that file's error, left in place.
+func (r *Root) WriteFiles(dir string, files []FileData, perm fs.FileMode) []error {
+	errs := make([]error, len(files))
+	if len(files) == 0 {
+		return errs
+	}
+	failAll := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	rel, err := r.clean("write", dir)
+	if err != nil {
+		return failAll(err)
+	}
+	d, err := r.dir("write", rel, true, 0o755)
+	if err != nil {
+		return failAll(err)
+	}
+	defer d.Close()
+	dirHost := r.Join(rel)
+	tmps := make([]string, len(files))
+	defer func() {
+		for _, t := range tmps {
+			if t != "" {
+				unix.Unlinkat(d.Fd(), t, 0)
+			}
+		}
+	}()
+	for i, f := range files {
+		if f.Name == "" || strings.Contains(f.Name, "/") || f.Name == "." || f.Name == ".." {
+			errs[i] = &os.PathError{Op: "write", Path: filepath.Join(dirHost, f.Name), Err: unix.EINVAL}
+			continue
+		}
+		tmps[i], errs[i] = r.writeTemp(d, f.Name, filepath.Join(dirHost, f.Name), f.Data, perm)
+	}
+	if err := fault("fsync", dirHost); err != nil {
+		return failAll(err)
+	}
+	if err := syncFS(d, dirHost); err != nil {
+		return failAll(err)
+	}
+	for i, f := range files {
+		if errs[i] != nil {
+			continue
+		}
+		host := filepath.Join(dirHost, f.Name)
+		if err := fault("rename", host); err != nil {
+			errs[i] = err
+			continue
+		}
+		if err := unix.Renameat(d.Fd(), tmps[i], d.Fd(), f.Name); err != nil {
+			errs[i] = &os.PathError{Op: "rename", Path: host, Err: err}
+			continue
+		}
+		tmps[i] = ""
+	}
+	if err := r.syncDir(d); err != nil {
+		return failAll(err)
+	}
+	return errs
+}
+
+// syncFS flushes the filesystem that holds d (syncfs(2) needs a
+// descriptor that is not O_PATH).
+func syncFS(d *fsattr.Dir, host string) error {
+	fd, err := unix.Openat(d.Fd(), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: host, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: host, Err: err}
+	}
+	return nil
+}
+
+// FileData is one file for WriteFiles: a name in its directory and the
+// bytes to put there.
+type FileData struct {
+	Name string
+	Data []byte
+}
+
+// writeTemp writes data to a new temporary file next to base in d (mode
+// perm, not flushed) after checking that base is a regular file or
+// absent, and returns the temporary file's name.
+func (r *Root) writeTemp(d *fsattr.Dir, base, host string, data []byte, perm fs.FileMode) (string, error) {
+	var st unix.Stat_t
+	switch err := unix.Fstatat(d.Fd(), base, &st, unix.AT_SYMLINK_NOFOLLOW); err {
+	case nil:
+		if err := checkRegular(d, base, host, &st); err != nil {
+			return "", err
+		}
+	case unix.ENOENT:
+	default:
+		return "", &os.PathError{Op: "lstat", Path: host, Err: err}
+	}
+	tmp := fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), tmpSeq.Add(1))
+	tmpHost := filepath.Join(filepath.Dir(host), tmp)
+	if err := fault("create", tmpHost); err != nil {
+		return "", err
+	}
+	fd, err := unix.Openat(d.Fd(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return "", &os.PathError{Op: "create", Path: tmpHost, Err: err}
+	}
+	err = fault("chmod", tmpHost)
+	if err == nil {
+		if e := unix.Fchmod(fd, uint32(perm.Perm())); e != nil { // past the umask
+			err = &os.PathError{Op: "chmod", Path: tmpHost, Err: e}
+		}
+	}
+	if err == nil {
+		err = writeAll(fd, data, tmpHost)
+	}
+	if e := unix.Close(fd); e != nil && err == nil {
+		err = &os.PathError{Op: "close", Path: tmpHost, Err: e}
+	}
+	if err != nil {
+		unix.Unlinkat(d.Fd(), tmp, 0)
+		return "", err
+	}
+	return tmp, nil
 }
 
 func writeAll(fd int, data []byte, host string) error {

@@ -30,6 +30,21 @@ func (r *Root) Join(name string) string { return "" }
 // OpenDir always fails.
 func (r *Root) OpenDir(dir string) (*fsattr.Dir, error) { return nil, fsattr.ErrNotSupported }
 
+// FileData is one file for WriteFiles.
+type FileData struct {
+	Name string
+	Data []byte
+}
+
+// WriteFiles always fails.
+func (r *Root) WriteFiles(dir string, files []FileData, perm fs.FileMode) []error {
+	errs := make([]error, len(files))
+	for i := range errs {
+		errs[i] = fsattr.ErrNotSupported
+	}
+	return errs
+}
+
 // MkdirAll always fails.
 func (r *Root) MkdirAll(dir string, perm fs.FileMode) error { return fsattr.ErrNotSupported }
 

@@ -98,39 +98,57 @@ const (
 // Reader reads paragraphs one at a time. Errors are sticky: after the first
 // error every call to Next returns it again.
 type Reader struct {
-	br     *bufio.Reader
-	file   string
-	line   int
-	err    error
-	limits Limits
-	only   map[string]bool // lower-case names of the fields to keep; nil: all
+	br      *bufio.Reader
+	file    string
+	line    int
+	err     error
+	limits  Limits
+	only    map[string]string // lower-case names of the fields to keep → as Only was given them; nil: all
+	onlyLen [64]bool          // the lengths of those names (up to 63): most fields are rejected without a lookup
 
 	dpkg         bool   // dpkg's rules (Dpkg)
 	unterminated bool   // the last line read had no '\n'
 	seen         []byte // dpkg mode: the field names of this stanza, end to end
 	seenEnd      []int  // where each ends in seen
+	vals         []byte // dpkg mode: the kept values of this stanza, end to end
+	spans        []span // where each is in vals
 }
 
 // Only makes the reader keep just the named fields (ASCII
-// case-insensitive) in the paragraphs it returns. The other fields are
+// case-insensitive) in the paragraphs it returns; in dpkg mode (Dpkg)
+// their names are spelled as given here. The other fields are
 // still checked for syntax, not for duplicates, and cost no allocation:
 // reading dpkg's status file for the few fields a hook needs is three
 // times faster than keeping every Description.
 func (r *Reader) Only(names ...string) {
-	r.only = make(map[string]bool, len(names))
+	r.only = make(map[string]string, len(names))
+	r.onlyLen = [64]bool{}
 	for _, n := range names {
-		r.only[strings.ToLower(n)] = true
+		l := strings.ToLower(n)
+		r.only[l] = n
+		r.onlyLen[min(len(l), len(r.onlyLen)-1)] = true
 	}
 }
 
 // keep reports whether the field named name is wanted.
 func (r *Reader) keep(name []byte) bool {
+	_, ok := r.keepName(name)
+	return ok
+}
+
+// keepName is keep that also returns the name as Only was given it (no
+// allocation: dpkg mode names kept fields so).
+func (r *Reader) keepName(name []byte) (string, bool) {
 	if r.only == nil {
-		return true
+		return "", true
+	}
+	if !r.onlyLen[min(len(name), len(r.onlyLen)-1)] {
+		return "", false
 	}
 	var lower [64]byte
 	if len(name) > len(lower) {
-		return r.only[strings.ToLower(string(name))]
+		n, ok := r.only[strings.ToLower(string(name))]
+		return n, ok
 	}
 	for i, c := range name {
 		if 'A' <= c && c <= 'Z' {
@@ -138,7 +156,8 @@ func (r *Reader) keep(name []byte) bool {
 		}
 		lower[i] = c
 	}
-	return r.only[string(lower[:len(name)])]
+	n, ok := r.only[string(lower[:len(name)])]
+	return n, ok
 }
 
 // NewReader reads paragraphs from r; name is used in error messages.

@@ -3,7 +3,6 @@ package deb822
 import (
 	"bytes"
 	"io"
-	"strings"
 )
 
 // Dpkg switches the reader to the rules of dpkg's own stanza parser for
@@ -72,9 +71,24 @@ func (r *Reader) nextDpkg() (*Paragraph, error) {
 		}
 	}
 	p := &Paragraph{Line: r.line}
+	if r.only != nil {
+		p.Fields = make([]Field, 0, min(len(r.only), 8))
+	}
 	size := 0
 	r.seen = r.seen[:0]
 	r.seenEnd = r.seenEnd[:0]
+	// The kept values go end to end into r.vals and become substrings of
+	// one string when the stanza ends: one allocation per stanza rather
+	// than one per field (every hook reads the whole status file).
+	r.vals = r.vals[:0]
+	r.spans = r.spans[:0]
+	done := func() (*Paragraph, error) {
+		all := string(r.vals)
+		for _, sp := range r.spans {
+			p.Fields = append(p.Fields, Field{Name: sp.name, Value: all[sp.start:sp.end]})
+		}
+		return p, nil
+	}
 	for {
 		// A field line.
 		nameEnd := 0
@@ -106,12 +120,13 @@ func (r *Reader) nextDpkg() (*Paragraph, error) {
 			i++
 		}
 		firstEmpty := i == len(line)
-		keep := r.keep(name)
-		var val strings.Builder
-		var nameStr string
+		nameStr, keep := r.keepName(name)
+		start := len(r.vals)
 		if keep {
-			nameStr = string(name)
-			val.Write(line[i:])
+			if r.only == nil {
+				nameStr = string(name)
+			}
+			r.vals = append(r.vals, line[i:]...)
 		}
 		size += len(line)
 		continuations := 0
@@ -124,7 +139,11 @@ func (r *Reader) nextDpkg() (*Paragraph, error) {
 			}
 			if eof {
 				if firstEmpty && continuations == 0 {
-					return nil, r.syntax(r.line, "end of file before value of field %q (missing final newline)", nameStr)
+					errName := "" // (as the field's own spelling when kept)
+					if keep {
+						errName = string(name)
+					}
+					return nil, r.syntax(r.line, "end of file before value of field %q (missing final newline)", errName)
 				}
 				endStanza = true
 				break
@@ -153,22 +172,31 @@ func (r *Reader) nextDpkg() (*Paragraph, error) {
 				return nil, r.syntax(r.line, "paragraph larger than %d bytes", r.limits.MaxParagraph)
 			}
 			if keep {
-				val.WriteByte('\n')
-				val.Write(l)
+				r.vals = append(r.vals, '\n')
+				r.vals = append(r.vals, l...)
 			}
 		}
 		if keep {
-			v := val.String()
-			if i := strings.IndexByte(v, 0); i >= 0 {
+			v := r.vals[start:]
+			if i := bytes.IndexByte(v, 0); i >= 0 {
 				v = v[:i]
 			}
-			p.Fields = append(p.Fields, Field{Name: nameStr, Value: strings.TrimRightFunc(v, func(c rune) bool { return c < 0x80 && isSpace(byte(c)) })})
+			for len(v) > 0 && isSpace(v[len(v)-1]) {
+				v = v[:len(v)-1]
+			}
+			r.spans = append(r.spans, span{name: nameStr, start: start, end: start + len(v)})
 		}
 		if endStanza {
-			return p, nil
+			return done()
 		}
 		line = next
 	}
+}
+
+// span is one kept value of the current stanza, in Reader.vals.
+type span struct {
+	name       string
+	start, end int
 }
 
 // dpkgSeen records a field name of the current stanza and refuses a
@@ -176,7 +204,10 @@ func (r *Reader) nextDpkg() (*Paragraph, error) {
 func (r *Reader) dpkgSeen(name []byte) error {
 	start := 0
 	for _, end := range r.seenEnd {
-		if bytes.EqualFold(r.seen[start:end], name) {
+		// Lengths first: EqualFold walks both names to learn they differ
+		// in length, and every stanza compares each field with the ones
+		// before it.
+		if end-start == len(name) && bytes.EqualFold(r.seen[start:end], name) {
 			return r.syntax(r.line, "duplicate field %q", truncate(name))
 		}
 		start = end

@@ -20,11 +20,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/debseal/debseal/pkg/debfmt"
+	"github.com/debseal/debseal/pkg/regfile"
+	"golang.org/x/sys/unix"
 )
 
 // DB is an opened admindir.
@@ -32,7 +37,6 @@ type DB struct {
 	Admindir string
 	Packages []*Package // sorted by name, then architecture
 
-	byName     map[string][]*Package
 	infoFormat int
 
 	divOnce sync.Once
@@ -46,7 +50,7 @@ type DB struct {
 // (a fresh admindir has none until dpkg first writes it); any other
 // failure to read it is an error.
 func Open(admindir string) (*DB, error) {
-	db := &DB{Admindir: admindir, byName: map[string][]*Package{}}
+	db := &DB{Admindir: admindir}
 	statusPath := filepath.Join(admindir, "status")
 	var pkgs []*Package
 	f, err := openRegular(statusPath)
@@ -80,22 +84,19 @@ func Open(admindir string) (*DB, error) {
 // is not Multi-Arch: same, and never one of each kind, among those that are
 // not not-installed.
 func checkInstances(pkgs []*Package, file string) error {
-	type count struct{ single, multi int }
-	counts := map[string]*count{}
+	type count struct{ single, multi int32 }
+	counts := make(map[string]count, len(pkgs))
 	for _, p := range pkgs {
 		if p.State == StateNotInstalled {
 			continue
 		}
 		c := counts[p.Name]
-		if c == nil {
-			c = &count{}
-			counts[p.Name] = c
-		}
 		if p.MultiArch == "same" {
 			c.multi++
 		} else {
 			c.single++
 		}
+		counts[p.Name] = c
 		if c.single > 1 || c.single > 0 && c.multi > 0 {
 			return &CorruptError{File: file, Line: p.line, Err: fmt.Errorf("package %s: several instances that cannot be installed together", p.Name)}
 		}
@@ -170,11 +171,68 @@ func readInfoFormat(admindir string) (int, error) {
 }
 
 // setPackages indexes pkgs; a later stanza for the same name and
-// architecture replaces an earlier one (journal semantics).
+// architecture replaces an earlier one (journal semantics), and a record
+// with an architecture replaces an earlier bare selection of the same
+// name. db.Packages ends up sorted by name and architecture, which is
+// what Lookup searches.
 func (db *DB) setPackages(pkgs []*Package) {
+	if sortedUnique(pkgs) {
+		// The status file alone, as dpkg writes it: sorted, each name
+		// and architecture once. No index needed (every hook opens the
+		// database: at 50,000 packages the maps were a third of it).
+		db.Packages = pkgs[:0]
+		for i, p := range pkgs {
+			if p.Arch == "" && i+1 < len(pkgs) && pkgs[i+1].Name == p.Name {
+				continue // a bare selection, replaced by the record after it
+			}
+			db.Packages = append(db.Packages, p)
+		}
+	} else {
+		db.Packages = replaceInOrder(pkgs)
+		slices.SortFunc(db.Packages, byNameArch)
+	}
+	for i := 0; i < len(db.Packages); {
+		j := i + 1
+		for j < len(db.Packages) && db.Packages[j].Name == db.Packages[i].Name {
+			j++
+		}
+		n := 0
+		for _, p := range db.Packages[i:j] {
+			if p.State != StateNotInstalled {
+				n++
+			}
+		}
+		for _, p := range db.Packages[i:j] {
+			p.sameInstance = n > 1
+		}
+		i = j
+	}
+}
+
+func byNameArch(a, b *Package) int {
+	if c := strings.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Arch, b.Arch)
+}
+
+// sortedUnique reports whether pkgs are in strictly increasing name and
+// architecture order.
+func sortedUnique(pkgs []*Package) bool {
+	for i := 1; i < len(pkgs); i++ {
+		if byNameArch(pkgs[i-1], pkgs[i]) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// replaceInOrder applies setPackages' replacement rules in input order
+// (the status file, then the journal's entries).
+func replaceInOrder(pkgs []*Package) []*Package {
 	type key struct{ name, arch string }
-	idx := map[key]int{}
-	var list []*Package
+	idx := make(map[key]int, len(pkgs))
+	list := make([]*Package, 0, len(pkgs))
 	for _, p := range pkgs {
 		k := key{p.Name, p.Arch}
 		if i, ok := idx[k]; ok {
@@ -192,40 +250,33 @@ func (db *DB) setPackages(pkgs []*Package) {
 		idx[k] = len(list)
 		list = append(list, p)
 	}
-	db.Packages = db.Packages[:0]
+	out := list[:0]
 	for _, p := range list {
 		if p != nil {
-			db.Packages = append(db.Packages, p)
+			out = append(out, p)
 		}
 	}
-	sort.Slice(db.Packages, func(i, j int) bool {
-		a, b := db.Packages[i], db.Packages[j]
-		if a.Name != b.Name {
-			return a.Name < b.Name
-		}
-		return a.Arch < b.Arch
-	})
-	db.byName = map[string][]*Package{}
-	for _, p := range db.Packages {
-		db.byName[p.Name] = append(db.byName[p.Name], p)
+	return out
+}
+
+// byName returns the packages named name, every architecture (a slice of
+// db.Packages that cannot be appended to in place).
+func (db *DB) byName(name string) []*Package {
+	i := sort.Search(len(db.Packages), func(i int) bool { return db.Packages[i].Name >= name })
+	j := i
+	for j < len(db.Packages) && db.Packages[j].Name == name {
+		j++
 	}
-	for _, ps := range db.byName {
-		n := 0
-		for _, p := range ps {
-			if p.State != StateNotInstalled {
-				n++
-			}
-		}
-		for _, p := range ps {
-			p.sameInstance = n > 1
-		}
+	if i == j {
+		return nil
 	}
+	return db.Packages[i:j:j]
 }
 
 // Lookup finds packages by "name" (every architecture) or "name:arch".
 func (db *DB) Lookup(spec string) []*Package {
 	name, arch, hasArch := strings.Cut(spec, ":")
-	ps := db.byName[name]
+	ps := db.byName(name)
 	if !hasArch || arch == "any" {
 		return ps
 	}
@@ -253,23 +304,30 @@ func (db *DB) InfoPath(p *Package, kind string) string {
 // owns, directories included, undiverted, in dpkg's order. A package
 // without a list (not installed) has no files.
 func (db *DB) Files(p *Package) ([]string, error) {
+	files, _, err := db.files(p, nil)
+	return files, err
+}
+
+// files is Files reading through buf's storage, which it returns for the
+// next call (the paths are copied out of it).
+func (db *DB) files(p *Package, buf []byte) ([]string, []byte, error) {
 	if !p.HasFiles() {
-		return nil, nil
+		return nil, buf, nil
 	}
 	path := db.InfoPath(p, "list")
-	f, err := openRegular(path)
+	b, err := regfile.ReadFile(path, "dpkgdb", buf)
 	if errors.Is(err, fs.ErrNotExist) && (p.State == StateConfigFiles || p.State == StateHalfInstalled) {
 		// dpkg removes the list of packages left with conffiles only
 		// (sometimes), and a package whose unpack was cut short before
 		// dpkg wrote its list has none: dpkg then assumes it has no
 		// files (lib/dpkg/db-fsys-files.c), and so do we.
-		return nil, nil
+		return nil, buf, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
+		return nil, buf, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
 	}
-	defer f.Close()
-	return ParseList(f, path)
+	files, err := parseList(string(b), path)
+	return files, b, err
 }
 
 // Listing returns, for each of paths, the installed packages whose list
@@ -316,15 +374,11 @@ func (db *DB) listing(p *Package, want map[string]bool, buf []byte) ([]string, [
 	if !p.HasFiles() {
 		return nil, buf
 	}
-	f, err := openRegular(db.InfoPath(p, "list"))
+	b, err := regfile.ReadFile(db.InfoPath(p, "list"), "dpkgdb", buf)
 	if err != nil {
 		return nil, buf
 	}
-	buf, err = readAll(f, buf[:0])
-	f.Close()
-	if err != nil {
-		return nil, buf
-	}
+	buf = b
 	var out []string
 	for rest := buf; len(rest) > 0; {
 		line := rest
@@ -346,24 +400,86 @@ func (db *DB) listing(p *Package, want map[string]bool, buf []byte) ([]string, [
 	return out, buf
 }
 
-// readAll reads f into buf, reusing its storage.
-func readAll(f *os.File, buf []byte) ([]byte, error) {
-	if st, err := f.Stat(); err == nil && int64(cap(buf)) < st.Size()+1 {
-		buf = make([]byte, 0, st.Size()+512)
-	}
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
+// FilesOf is Files for many packages, read by a few goroutines (opening
+// thousands of small files is most of the cost of reading them, and it
+// is system calls: they overlap). files[i] and errs[i] are pkgs[i]'s.
+func (db *DB) FilesOf(pkgs []*Package) (files [][]string, errs []error) {
+	files, errs = make([][]string, len(pkgs)), make([]error, len(pkgs))
+	var next atomic.Int64
+	work := func() {
+		var buf []byte
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(pkgs) {
+				return
+			}
+			files[i], buf, errs[i] = db.files(pkgs[i], buf)
 		}
 	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(2*runtime.GOMAXPROCS(0), len(pkgs), 8); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+	return files, errs
+}
+
+// ListsChangedAfter returns the packages with files whose list was
+// modified after t, in database order. A list that cannot be examined is
+// left out. Every hook asks this about every package (a dpkg run debseal
+// did not see is found so), so it makes one fstatat per list, relative to
+// the info directory and from a few goroutines, and nothing else.
+func (db *DB) ListsChangedAfter(t time.Time) ([]*Package, error) {
+	dir, err := unix.Open(filepath.Join(db.Admindir, "info"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: %w", &os.PathError{Op: "open", Path: filepath.Join(db.Admindir, "info"), Err: err})
+	}
+	defer unix.Close(dir)
+	since := t.UnixNano()
+	changed := make([]bool, len(db.Packages))
+	var next atomic.Int64
+	const chunk = 256
+	work := func() {
+		var st unix.Stat_t
+		for {
+			start := int(next.Add(chunk)) - chunk
+			if start >= len(db.Packages) {
+				return
+			}
+			for i := start; i < min(start+chunk, len(db.Packages)); i++ {
+				p := db.Packages[i]
+				if !p.HasFiles() {
+					continue
+				}
+				if unix.Fstatat(dir, filepath.Base(db.InfoPath(p, "list")), &st, 0) != nil {
+					continue
+				}
+				changed[i] = st.Mtim.Nano() > since
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < min(2*runtime.GOMAXPROCS(0), 8); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+	var out []*Package
+	for i, c := range changed {
+		if c {
+			out = append(out, db.Packages[i])
+		}
+	}
+	return out, nil
 }
 
 // ParseList reads a .list file: one absolute path per line. A relative
@@ -371,13 +487,34 @@ func readAll(f *os.File, buf []byte) ([]byte, error) {
 // list like that was not written by dpkg and must not steer what gets
 // locked.
 func ParseList(r io.Reader, name string) ([]string, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1<<20) // grows from 4 KB as needed: most files are small
-	var out []string
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
+	}
+	return parseList(string(b), name)
+}
+
+// maxListLine bounds one line of a list (as the bufio.Scanner this
+// replaced did).
+const maxListLine = 1 << 20
+
+// parseList is ParseList on the list's text, read in one piece: the
+// paths are substrings of it, one allocation per list rather than one
+// per path (every command reads every list). Lines end as bufio.ScanLines
+// ends them: at '\n', the last one without, one '\r' before it dropped.
+func parseList(data, name string) ([]string, error) {
+	out := make([]string, 0, strings.Count(data, "\n")+1)
+	for n := 1; data != ""; n++ {
+		line := data
+		if i := strings.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = ""
+		}
+		if len(line) > maxListLine {
+			return nil, fmt.Errorf("dpkgdb: read %s: %w", name, bufio.ErrTooLong)
+		}
+		line = strings.TrimSuffix(line, "\r")
 		if line == "" {
 			return nil, &CorruptError{File: name, Line: n, Err: errors.New("empty file name")}
 		}
@@ -390,8 +527,8 @@ func ParseList(r io.Reader, name string) ([]string, error) {
 		}
 		out = append(out, p)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("dpkgdb: read %s: %w", name, err)
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
@@ -401,15 +538,14 @@ func ParseList(r io.Reader, name string) ([]string, error) {
 // are returned, not fatal: an audit reports them and goes on.
 func (db *DB) MD5Sums(p *Package) (sums map[string][16]byte, bad []error, err error) {
 	path := db.InfoPath(p, "md5sums")
-	f, err := openRegular(path)
+	b, err := readRegular(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string][16]byte{}, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("dpkgdb: %s: %w", p.ID(), err)
 	}
-	defer f.Close()
-	list, bad, err := debfmt.ParseMD5Sums(f, path)
+	list, bad, err := debfmt.ParseMD5Sums(bytes.NewReader(b), path)
 	if err != nil {
 		return nil, bad, err
 	}

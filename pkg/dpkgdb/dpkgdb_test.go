@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/debseal/debseal/pkg/testutil"
 )
@@ -407,5 +408,62 @@ func TestHalfInstalledWithoutList(t *testing.T) {
 	// An installed package without its list is damage: reported.
 	if _, err := db.Files(db.Lookup("gone")[0]); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Files(installed, no list) error = %v, want ErrNotExist", err)
+	}
+}
+
+// TestListsChangedAfter: the packages whose list is newer than the time
+// given, in database order; a package without a list is not one.
+func TestListsChangedAfter(t *testing.T) {
+	db := openFixture(t)
+	t0 := time.Now()
+	old, fresh := t0.Add(-time.Hour), t0.Add(time.Hour)
+	for _, p := range db.Packages {
+		os.Chtimes(db.InfoPath(p, "list"), old, old)
+	}
+	for _, id := range []string{"libmulti:i386", "beta"} {
+		for _, p := range db.Lookup(id) {
+			if err := os.Chtimes(db.InfoPath(p, "list"), fresh, fresh); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		after time.Time
+		want  string
+	}{
+		{"some changed", t0, "beta libmulti:i386"},
+		{"none changed", fresh, ""},
+		{"every list", old.Add(-time.Second), "alpha beta gamma libmulti:amd64 libmulti:i386"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkgs, err := db.ListsChangedAfter(tt.after)
+			var ids []string
+			for _, p := range pkgs {
+				ids = append(ids, p.ID())
+			}
+			if got := strings.Join(ids, " "); err != nil || got != tt.want {
+				t.Errorf("ListsChangedAfter = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestStatusFieldIndexes: the field index constants name the fields of
+// statusFields, in any case.
+func TestStatusFieldIndexes(t *testing.T) {
+	if len(statusFields) != numStatusFields {
+		t.Fatalf("%d status fields, %d indexes", len(statusFields), numStatusFields)
+	}
+	for i, name := range statusFields {
+		for _, n := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := statusField(n); got != i {
+				t.Errorf("statusField(%q) = %d, want %d", n, got, i)
+			}
+		}
+	}
+	if got := statusField("Description"); got != -1 {
+		t.Errorf("statusField(Description) = %d, want -1", got)
 	}
 }

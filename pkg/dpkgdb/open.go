@@ -16,13 +16,5 @@ var ErrNotRegular = regfile.ErrNotRegular
 // follows them.
 func openRegular(path string) (*os.File, error) { return regfile.Open(path, "dpkgdb") }
 
-// readRegular is os.ReadFile through openRegular.
-func readRegular(path string) ([]byte, error) {
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var buf []byte
-	return readAll(f, buf)
-}
+// readRegular is os.ReadFile with openRegular's checks.
+func readRegular(path string) ([]byte, error) { return regfile.ReadFile(path, "dpkgdb", nil) }

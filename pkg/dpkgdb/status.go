@@ -152,9 +152,55 @@ var statusFields = []string{"Package", "Architecture", "Multi-Arch", "Version", 
 	"Protected", "Config-Version", "Replaces", "Conflicts", "Breaks", "Provides", "Triggers-Pending",
 	"Triggers-Awaited", "Conffiles"}
 
+// Indexes into statusFields.
+const (
+	fPackage = iota
+	fArchitecture
+	fMultiArch
+	fVersion
+	fStatus
+	fEssential
+	fProtected
+	fConfigVersion
+	fReplaces
+	fConflicts
+	fBreaks
+	fProvides
+	fTriggersPending
+	fTriggersAwaited
+	fConffiles
+	numStatusFields
+)
+
+// statusField is the index of a field name in statusFields (ASCII
+// case-insensitive), or -1.
+func statusField(name string) int {
+	for i, f := range statusFields {
+		if len(f) == len(name) && strings.EqualFold(f, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// fields are one stanza's values of statusFields, found in one pass (the
+// reader keeps no other field).
+type fields struct {
+	v   [numStatusFields]string
+	has [numStatusFields]bool
+}
+
+func (f *fields) get(i int) (string, bool) { return f.v[i], f.has[i] }
+
 func packageFrom(para *deb822.Paragraph) (*Package, error) {
+	var fl fields
+	for i := range para.Fields {
+		if k := statusField(para.Fields[i].Name); k >= 0 && !fl.has[k] {
+			fl.v[k], fl.has[k] = para.Fields[i].Value, true
+		}
+	}
 	p := &Package{}
-	name, ok := para.Get("Package")
+	name, ok := fl.get(fPackage)
 	if !ok {
 		return nil, errors.New("stanza without a Package field")
 	}
@@ -162,8 +208,8 @@ func packageFrom(para *deb822.Paragraph) (*Package, error) {
 		return nil, err
 	}
 	p.Name = strings.ToLower(name) // as dpkg stores it
-	p.Arch = para.Value("Architecture")
-	p.MultiArch = para.Value("Multi-Arch")
+	p.Arch = fl.v[fArchitecture]
+	p.MultiArch = fl.v[fMultiArch]
 	switch strings.ToLower(p.MultiArch) {
 	case "", "no", "same", "foreign", "allowed":
 		p.MultiArch = strings.ToLower(p.MultiArch)
@@ -173,8 +219,8 @@ func packageFrom(para *deb822.Paragraph) (*Package, error) {
 	default:
 		return nil, fmt.Errorf("package %s: field Multi-Arch has invalid value %q", p.Name, p.MultiArch)
 	}
-	p.Version = para.Value("Version")
-	st, ok := para.Get("Status")
+	p.Version = fl.v[fVersion]
+	st, ok := fl.get(fStatus)
 	if !ok {
 		return nil, fmt.Errorf("package %s has no Status field", p.Name)
 	}
@@ -182,27 +228,27 @@ func packageFrom(para *deb822.Paragraph) (*Package, error) {
 		return nil, fmt.Errorf("package %s: %w", p.Name, err)
 	}
 	var err error
-	if p.Essential, err = boolField(para, "Essential"); err != nil {
+	if p.Essential, err = boolField(&fl, fEssential); err != nil {
 		return nil, fmt.Errorf("package %s: %w", p.Name, err)
 	}
-	if p.Protected, err = boolField(para, "Protected"); err != nil {
+	if p.Protected, err = boolField(&fl, fProtected); err != nil {
 		return nil, fmt.Errorf("package %s: %w", p.Name, err)
 	}
-	p.ConfigVer = para.Value("Config-Version")
-	p.Replaces = para.Value("Replaces")
-	p.Conflicts = para.Value("Conflicts")
-	p.Breaks = para.Value("Breaks")
-	p.Provides = para.Value("Provides")
-	p.TrigPending = strings.Fields(para.Value("Triggers-Pending"))
-	p.TrigAwaited = strings.Fields(para.Value("Triggers-Awaited"))
-	if v, ok := para.Get("Conffiles"); ok {
+	p.ConfigVer = fl.v[fConfigVersion]
+	p.Replaces = fl.v[fReplaces]
+	p.Conflicts = fl.v[fConflicts]
+	p.Breaks = fl.v[fBreaks]
+	p.Provides = fl.v[fProvides]
+	p.TrigPending = strings.Fields(fl.v[fTriggersPending])
+	p.TrigAwaited = strings.Fields(fl.v[fTriggersAwaited])
+	if v, ok := fl.get(fConffiles); ok {
 		cf, err := parseConffilesField(v)
 		if err != nil {
 			return nil, fmt.Errorf("package %s: Conffiles: %w", p.Name, err)
 		}
 		p.Conffiles = cf
 	}
-	if err := p.verify(para); err != nil {
+	if err := p.verify(&fl); err != nil {
 		return nil, fmt.Errorf("package %s: %w", p.Name, err)
 	}
 	return p, nil
@@ -210,16 +256,16 @@ func packageFrom(para *deb822.Paragraph) (*Package, error) {
 
 // verify applies dpkg's consistency checks on one status record
 // (pkg_parse_verify), those that are errors for dpkg.
-func (p *Package) verify(para *deb822.Paragraph) error {
+func (p *Package) verify(fl *fields) error {
 	if p.State != StateNotInstalled && p.State != StateHalfInstalled && p.Version == "" {
-		if _, ok := para.Get("Version"); !ok {
+		if _, ok := fl.get(fVersion); !ok {
 			return fmt.Errorf("state %s without a Version field", p.State)
 		}
 	}
 	if p.MultiArch == "same" && (p.Arch == "" || p.Arch == "all") {
 		return fmt.Errorf("Multi-Arch: same with architecture %q", p.Arch)
 	}
-	if _, ok := para.Get("Config-Version"); ok &&
+	if _, ok := fl.get(fConfigVersion); ok &&
 		(p.State == StateInstalled || p.State == StateNotInstalled || p.State == StateTriggersPending) {
 		return fmt.Errorf("Config-Version field in state %s", p.State)
 	}
@@ -259,8 +305,9 @@ func validName(n string) error {
 }
 
 // boolField reads a yes/no field; anything else is an error, as for dpkg.
-func boolField(para *deb822.Paragraph, name string) (bool, error) {
-	v, ok := para.Get(name)
+func boolField(fl *fields, i int) (bool, error) {
+	v, ok := fl.get(i)
+	name := statusFields[i]
 	if !ok {
 		return false, nil
 	}

@@ -157,7 +157,7 @@ func RelationNames(field string) []string {
 // are named name or provide it.
 func (db *DB) Providers(name string) []*Package {
 	var out []*Package
-	for _, p := range db.byName[name] {
+	for _, p := range db.byName(name) {
 		if p.State > StateConfigFiles {
 			out = append(out, p)
 		}

@@ -253,7 +253,9 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 			cur.Close()
 		}
 	}()
-	buf := make([]byte, 256<<10)
+	bufp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bufp)
+	buf := *bufp
 	for _, listed := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, problems, err
@@ -340,6 +342,11 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 }
 
 // hashFile computes SHA-256 and MD5 of a regular file in one read.
+// hashBufs are the read buffers of FromInstalled, one per package being
+// built at a time rather than one allocated per package (lock --all
+// builds a manifest for every package).
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (sha [32]byte, md [16]byte, err error) {
 	f, err := d.Open(name, id)
 	if err != nil {
@@ -347,7 +354,8 @@ func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (sha [32]
 	}
 	defer f.Close()
 	hs, hm := sha256.New(), md5.New()
-	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm), f, buf); err != nil {
+	// Only Read: *os.File's WriteTo would ignore buf and allocate 32 KB.
+	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm), struct{ io.Reader }{f}, buf); err != nil {
 		return sha, md, fmt.Errorf("manifest: read %s: %w", f.Name(), err)
 	}
 	copy(sha[:], hs.Sum(nil))
@@ -424,6 +432,7 @@ type Deb struct{ Path, Package, Arch string }
 // joined into the returned error; the other manifests are still written.
 func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []Deb) error {
 	var errs []error
+	var save []*Manifest
 	for _, p := range pkgs {
 		debPath := ""
 		for _, d := range debs {
@@ -462,7 +471,11 @@ func (b *Builder) Record(ctx context.Context, pkgs []*dpkgdb.Package, debs []Deb
 			errs = append(errs, err)
 			continue
 		}
-		if err := b.Store.Save(m); err != nil {
+		save = append(save, m)
+	}
+	// One durable batch for the run's manifests (Store.SaveAll).
+	for _, err := range b.Store.SaveAll(save) {
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

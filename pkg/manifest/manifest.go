@@ -12,13 +12,13 @@
 package manifest
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -285,24 +285,80 @@ func unescape(s string) (string, error) {
 	return debfmt.PercentDecode(s)
 }
 
-// readHeader parses the magic line and the header fields, up to the blank
-// line that ends them (see Store.Header).
-func readHeader(r io.Reader, name string) (*Manifest, error) {
-	m, _, err := scanHeader(bufio.NewScanner(r), name)
-	return m, err
+// lines iterates over the lines of a string as bufio.Scanner's ScanLines
+// does (a final line without '\n' counts; one trailing '\r' is dropped),
+// without copying: each line is a substring. A line longer than
+// maxLine is an error, as it was for the scanner this replaced.
+type lines struct {
+	rest string
+	n    int // lines returned so far
+	err  error
 }
 
-// scanHeader reads the magic line and the header fields from sc, through
+// maxLine bounds one line of a manifest (a path of 4096 bytes, escaped,
+// is far below it).
+const maxLine = 1 << 20
+
+func (l *lines) next() (string, bool) {
+	if l.rest == "" || l.err != nil {
+		return "", false
+	}
+	line := l.rest
+	if i := strings.IndexByte(l.rest, '\n'); i >= 0 {
+		line, l.rest = l.rest[:i], l.rest[i+1:]
+	} else {
+		l.rest = ""
+	}
+	if len(line) > maxLine {
+		l.err = errors.New("line too long")
+		return "", false
+	}
+	line = strings.TrimSuffix(line, "\r")
+	l.n++
+	return line, true
+}
+
+// headerChunk is what readHeader reads at first: a header is a few
+// hundred bytes.
+const headerChunk = 4 << 10
+
+// readHeader parses the magic line and the header fields, up to the blank
+// line that ends them (see Store.Header). It reads only as far as that
+// line, a few KB at a time.
+func readHeader(r io.Reader, name string) (*Manifest, error) {
+	buf := make([]byte, 0, headerChunk)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		end := bytes.Index(buf, []byte("\n\n"))
+		if end >= 0 || err != nil {
+			if end >= 0 {
+				buf = buf[:end+2]
+			} else if err != io.EOF {
+				return nil, &Error{File: name, Err: ErrCorrupt, Msg: err.Error()}
+			}
+			m, _, herr := scanHeader(&lines{rest: string(buf)}, name)
+			return m, herr
+		}
+	}
+}
+
+// scanHeader reads the magic line and the header fields from l, through
 // the blank line that ends them, and returns how many lines it read.
-func scanHeader(sc *bufio.Scanner, name string) (*Manifest, int, error) {
+func scanHeader(l *lines, name string) (*Manifest, int, error) {
 	corrupt := func(line int, msg string) error {
 		return &Error{File: name, Line: line, Err: ErrCorrupt, Msg: msg}
 	}
 	m := &Manifest{}
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
+	for {
+		line, ok := l.next()
+		if !ok {
+			break
+		}
+		n := l.n
 		switch {
 		case n == 1 && line != Magic:
 			return nil, n, corrupt(n, fmt.Sprintf("first line %q, want %q", trunc(line), Magic))
@@ -318,10 +374,10 @@ func scanHeader(sc *bufio.Scanner, name string) (*Manifest, int, error) {
 			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, n, corrupt(n, err.Error())
+	if l.err != nil {
+		return nil, l.n, corrupt(l.n, l.err.Error())
 	}
-	return nil, n, corrupt(n, "no blank line after the header")
+	return nil, l.n, corrupt(l.n, "no blank line after the header")
 }
 
 // maxManifest bounds what Read accepts (the biggest Debian packages list
@@ -333,10 +389,43 @@ const maxManifest = 256 << 20
 // ErrChecksum (the manifest is still returned with it, so an audit can say
 // what it claimed).
 func Read(r io.Reader, name string) (*Manifest, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
+	data, err := readAll(r, maxManifest+1)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: read %s: %w", name, err)
 	}
+	return parse(data, name)
+}
+
+// readAll reads r to its end or to limit bytes, into one buffer sized
+// from the file when r is one (io.ReadAll starts at 512 bytes and copies
+// as it grows).
+func readAll(r io.Reader, limit int64) ([]byte, error) {
+	size := int64(512)
+	if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = min(st.Size()+1, limit) // +1: room for the read that sees EOF
+		}
+	}
+	lr := io.LimitReader(r, limit)
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// parse is Read on the manifest's bytes. The entries' strings share one
+// copy of data.
+func parse(data []byte, name string) (*Manifest, error) {
 	if len(data) > maxManifest {
 		return nil, &Error{File: name, Err: ErrCorrupt, Msg: "too large"}
 	}
@@ -353,26 +442,31 @@ func Read(r io.Reader, name string) (*Manifest, error) {
 	if !ok || len(wantSum) != 64 {
 		return nil, corrupt(0, "no checksum line at the end")
 	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	m, n, err := scanHeader(sc, name)
+	l := &lines{rest: string(body)}
+	m, _, err := scanHeader(l, name)
 	if err != nil {
 		return nil, err
 	}
-	for sc.Scan() {
-		n++
-		line := sc.Text()
+	m.Entries = make([]Entry, 0, strings.Count(l.rest, "\n"))
+	for {
+		line, ok := l.next()
+		if !ok {
+			break
+		}
 		e, err := parseEntry(line)
 		if err != nil {
-			return nil, corrupt(n, "%v", err)
+			return nil, corrupt(l.n, "%v", err)
 		}
 		if k := len(m.Entries); k > 0 && m.Entries[k-1].Path >= e.Path {
-			return nil, corrupt(n, "entries not sorted by path (%s after %s)", trunc(e.Path), trunc(m.Entries[k-1].Path))
+			return nil, corrupt(l.n, "entries not sorted by path (%s after %s)", trunc(e.Path), trunc(m.Entries[k-1].Path))
 		}
 		m.Entries = append(m.Entries, e)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, corrupt(n, "%v", err)
+	if l.err != nil {
+		return nil, corrupt(l.n, "%v", l.err)
+	}
+	if len(m.Entries) == 0 {
+		m.Entries = nil
 	}
 	switch m.Provenance {
 	case AptVerified, Local:
@@ -387,7 +481,7 @@ func Read(r io.Reader, name string) (*Manifest, error) {
 }
 
 // Unmarshal is Read from a byte slice.
-func Unmarshal(b []byte, name string) (*Manifest, error) { return Read(bytes.NewReader(b), name) }
+func Unmarshal(b []byte, name string) (*Manifest, error) { return parse(b, name) }
 
 func (m *Manifest) setHeader(line string) error {
 	k, v, ok := strings.Cut(line, ": ")
@@ -427,17 +521,38 @@ func (m *Manifest) setHeader(line string) error {
 	return nil
 }
 
+// splitEntry splits an entry line at its spaces into f and returns the
+// number of fields, or len(f)+1 when there are more (strings.Split
+// without its allocation: this runs once per path of every manifest).
+func splitEntry(line string, f *[9]string) int {
+	n := 0
+	for {
+		i := strings.IndexByte(line, ' ')
+		if n == len(f) {
+			return n + 1
+		}
+		if i < 0 {
+			f[n] = line
+			return n + 1
+		}
+		f[n], line = line[:i], line[i+1:]
+		n++
+	}
+}
+
 func parseEntry(line string) (Entry, error) {
 	var e Entry
-	f := strings.Split(line, " ")
-	if len(f) < 8 {
+	var fields [9]string
+	nf := splitEntry(line, &fields)
+	f := fields[:min(nf, len(fields))]
+	if nf < 8 {
 		return e, fmt.Errorf("entry %q: want \"type mode uid gid size sha256 md5 path [target]\"", trunc(line))
 	}
 	if len(f[0]) != 1 || !Type(f[0][0]).valid() {
 		return e, fmt.Errorf("entry %q: unknown type %q", trunc(line), trunc(f[0]))
 	}
 	e.Type = Type(f[0][0])
-	if (e.Type == TypeSymlink) != (len(f) == 9) || len(f) > 9 {
+	if (e.Type == TypeSymlink) != (nf == 9) || nf > 9 {
 		return e, fmt.Errorf("entry %q: wrong number of fields for a %s", trunc(line), e.Type)
 	}
 	mode, err := strconv.ParseUint(f[1], 8, 32)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"io/fs"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/debseal/debseal/pkg/testutil"
 )
 
 func sample() *Manifest {
@@ -137,5 +140,43 @@ func TestReadHeader(t *testing.T) {
 		if _, err := readHeader(strings.NewReader(in), "test"); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("readHeader(%q) error = %v, want ErrCorrupt", in, err)
 		}
+	}
+}
+
+// TestStoreReader: SaveAll writes every manifest (the last of one package
+// wins), and a Reader reads back what Store.Load and Store.Header read,
+// with the same error for a missing one.
+func TestStoreReader(t *testing.T) {
+	testutil.RequireRoot(t) // the manifests are made immutable
+	root := testutil.TempRoot(t)
+	s := StoreFor(root)
+	a, b, old := sample(), sample(), sample()
+	b.Package, b.Arch = "other", "all"
+	old.Version = "0.1"
+	for i, err := range s.SaveAll([]*Manifest{old, a, b}) {
+		if err != nil {
+			t.Fatalf("SaveAll: manifest %d: %v", i, err)
+		}
+	}
+	rd, err := s.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for _, m := range []*Manifest{a, b} {
+		want, err := s.Load(m.Package, m.Arch)
+		if err != nil || want.Version != m.Version {
+			t.Fatalf("Store.Load(%s) = %v, %v", m.Package, want, err)
+		}
+		if got, err := rd.Load(m.Package, m.Arch); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("Reader.Load(%s) = %+v, %v; want %+v", m.Package, got, err, want)
+		}
+		wantH, _ := s.Header(m.Package, m.Arch)
+		if got, err := rd.Header(m.Package, m.Arch); err != nil || !reflect.DeepEqual(got, wantH) {
+			t.Errorf("Reader.Header(%s) = %+v, %v; want %+v", m.Package, got, err, wantH)
+		}
+	}
+	if _, err := rd.Load("missing", "all"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Reader.Load(missing) error = %v, want fs.ErrNotExist", err)
 	}
 }

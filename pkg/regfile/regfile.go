@@ -52,6 +52,74 @@ func Open(path, prefix string) (*os.File, error) {
 	return f, nil
 }
 
+// ReadFile reads the whole of path if it is a regular file, with Open's
+// checks, into buf's storage when it is big enough (buf may be nil). It
+// makes the system calls Open and a read need and no more: no *os.File
+// (which asks the descriptor's flags and tries to register it with the
+// poller, two calls wasted on a regular file), one buffer sized from
+// fstat and usually one read. Every command reads every package's list
+// with it.
+func ReadFile(path, prefix string, buf []byte) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, notRegular(path, prefix, modeOf(st.Mode))
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, notRegular(path, prefix, modeOf(st.Mode))
+	}
+	if int64(cap(buf)) < st.Size+1 {
+		buf = make([]byte, 0, st.Size+512) // room to see the end in one more read
+	}
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		want := cap(buf) - len(buf)
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		buf = buf[:len(buf)+n]
+		if n < want {
+			// A regular file reads short only at its end: no read to
+			// learn that (a read each for every list of the system).
+			return buf, nil
+		}
+	}
+}
+
+// modeOf turns a stat mode's type bits into an fs.FileMode's.
+func modeOf(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	}
+	return fs.ModeIrregular
+}
+
 func notRegular(path, prefix string, m fs.FileMode) error {
 	kind := "special file"
 	switch {

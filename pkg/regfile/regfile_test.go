@@ -11,6 +11,30 @@ import (
 )
 
 func TestOpen(t *testing.T) {
+	for _, open := range []struct {
+		name string
+		f    func(path string) error
+	}{
+		{"Open", func(path string) error {
+			f, err := Open(path, "test")
+			if err == nil {
+				f.Close()
+			}
+			return err
+		}},
+		{"ReadFile", func(path string) error {
+			b, err := ReadFile(path, "test", nil)
+			if err == nil && string(b) != "x" {
+				return errors.New("read " + string(b))
+			}
+			return err
+		}},
+	} {
+		t.Run(open.name, func(t *testing.T) { testOpen(t, open.f) })
+	}
+}
+
+func testOpen(t *testing.T, open func(path string) error) {
 	dir := t.TempDir()
 	reg := filepath.Join(dir, "reg")
 	if err := os.WriteFile(reg, []byte("x"), 0o644); err != nil {
@@ -36,20 +60,14 @@ func TestOpen(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			done := make(chan error, 1)
-			go func() {
-				f, err := Open(tt.path, "test")
-				if err == nil {
-					f.Close()
-				}
-				done <- err
-			}()
+			go func() { done <- open(tt.path) }()
 			select {
 			case err := <-done:
 				if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
-					t.Errorf("Open(%s) = %v, want %v", tt.path, err, tt.want)
+					t.Errorf("open %s = %v, want %v", tt.path, err, tt.want)
 				}
 			case <-time.After(5 * time.Second):
-				t.Fatalf("Open(%s) blocked", tt.path)
+				t.Fatalf("open %s blocked", tt.path)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -157,7 +158,7 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 	plan := &Plan{Packages: map[string]error{}}
 	conff := pl.conffiles(div)
 
-	var cands []candidate
+	var planned []*dpkgdb.Package
 	for _, p := range pkgs {
 		if !p.Configured() && !(pl.ForUnlock && p.HasFiles()) {
 			if p.State >= dpkgdb.StateHalfInstalled {
@@ -165,7 +166,17 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 			}
 			continue
 		}
-		files, err := pl.DB.Files(p)
+		planned = append(planned, p)
+	}
+	lists, listErrs := pl.DB.FilesOf(planned)
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	cands := make([]candidate, 0, n)
+	for k, p := range planned {
+		files, err := lists[k], listErrs[k]
+		lists[k] = nil
 		if err != nil {
 			plan.Packages[p.ID()] = err
 			continue
@@ -209,7 +220,7 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 	// other listed paths sit under is a directory. Unless directories are
 	// to be locked (or unlocked), it needs no stat: that is 40% of the
 	// paths on a typical system.
-	implied := map[string]bool{}
+	implied := make(map[string]bool, len(cands)/4)
 	if !pl.Policy.LockDirectories && !pl.ForUnlock {
 		for _, c := range cands {
 			implied[path.Dir(c.owner.Real)] = true
@@ -217,11 +228,15 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 	}
 	// Several packages list the same paths: stat each real path once.
 	statIdx := make([]int, len(cands))
-	seen := map[string]int{}
+	seen := make(map[string]int, len(cands)/2)
 	var reals []string
+	dirSkips := 0
 	for i, c := range cands {
 		statIdx[i] = -1
 		if implied[c.owner.Real] {
+			if c.target {
+				dirSkips++
+			}
 			continue
 		}
 		j, ok := seen[c.owner.Real]
@@ -236,6 +251,10 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Most skips are those directories: room for them at once (a third
+	// of the paths; growing the slice by doubling was most of a status's
+	// garbage).
+	plan.Skips = slices.Grow(plan.Skips, dirSkips)
 	protected := map[fsattr.Ident]Reason{}
 	for i, c := range cands {
 		j := statIdx[i]
@@ -248,7 +267,7 @@ func (pl *Planner) Plan(ctx context.Context, pkgs []*dpkgdb.Package) (*Plan, err
 			}
 		}
 	}
-	byIdent := map[fsattr.Ident]*Target{}
+	byIdent := make(map[fsattr.Ident]*Target, len(reals))
 	// The directory entries of planned package paths that reach each
 	// inode, to compare with its link count (see foreignLinks).
 	dentries := map[fsattr.Ident]map[dentry]bool{}
@@ -417,7 +436,7 @@ func (pl *Planner) statAllDirs(ctx context.Context, paths []string) (infos []fsa
 	infos = make([]fsattr.Info, len(paths))
 	dirIDs = make([]fsattr.Ident, len(paths))
 	errs = make([]error, len(paths))
-	groups := map[string][]int{}
+	groups := make(map[string][]int, len(paths)/2)
 	var dirs []string
 	for i, p := range paths {
 		d := path.Dir(p)
@@ -428,16 +447,22 @@ func (pl *Planner) statAllDirs(ctx context.Context, paths []string) (infos []fsa
 	}
 	forEachDir(ctx, pl.FS, dirs, pl.workers(), func(dir string, d Dir, derr error) {
 		var id fsattr.Ident
-		if di, ok := d.(dirIdenter); ok && derr == nil {
-			id, _ = di.Ident() // zero on error: the path keys the dentry
-		}
+		idKnown := false
 		for _, i := range groups[dir] {
 			if derr != nil {
 				errs[i] = derr
 				continue
 			}
-			dirIDs[i] = id
 			infos[i], errs[i] = d.Lstat(path.Base(paths[i]))
+			// The directory's identity matters only for an inode with
+			// several links (dentries): asked once, and only then.
+			if errs[i] == nil && infos[i].Nlink > 1 {
+				if di, ok := d.(dirIdenter); ok && !idKnown {
+					id, _ = di.Ident() // zero on error: the path keys the dentry
+					idKnown = true
+				}
+				dirIDs[i] = id
+			}
 		}
 	})
 	return infos, dirIDs, errs

@@ -366,19 +366,15 @@ func (s *System) changedSinceSync() ([]string, error) {
 	if !fi.IsRegular() {
 		return nil, fmt.Errorf("seal: %s: %w", r.Join(syncFile), confined.ErrNotRegular)
 	}
-	since := time.Unix(0, fi.Mtime)
-	var out []string
-	for _, p := range s.DB.Packages {
-		if !p.HasFiles() {
-			continue
-		}
-		li, err := os.Stat(s.DB.InfoPath(p, "list"))
-		if err != nil {
-			continue
-		}
-		if li.ModTime().After(since) {
-			out = append(out, p.Name)
-		}
+	pkgs, err := s.DB.ListsChangedAfter(time.Unix(0, fi.Mtime))
+	if err != nil {
+		// No info directory: no list to compare, as when each list
+		// cannot be examined (Plan reports the packages' lists).
+		return nil, nil
+	}
+	out := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		out[i] = p.Name
 	}
 	return out, nil
 }
