@@ -416,16 +416,7 @@ func (db *DB) FilesOf(pkgs []*Package) (files [][]string, errs []error) {
 			files[i], buf, errs[i] = db.files(pkgs[i], buf)
 		}
 	}
-	var wg sync.WaitGroup
-	for w := 1; w < min(2*runtime.GOMAXPROCS(0), len(pkgs), 8); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	inParallel(min(2*runtime.GOMAXPROCS(0), len(pkgs), 8), work)
 	return files, errs
 }
 
@@ -463,16 +454,7 @@ func (db *DB) ListsChangedAfter(t time.Time) ([]*Package, error) {
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	for w := 1; w < min(2*runtime.GOMAXPROCS(0), 8); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			work()
-		}()
-	}
-	work()
-	wg.Wait()
+	inParallel(min(2*runtime.GOMAXPROCS(0), 8), work)
 	var out []*Package
 	for i, c := range changed {
 		if c {
@@ -600,4 +582,19 @@ func (db *DB) StatOverrides() (map[string]StatOverride, error) {
 	}
 	defer f.Close()
 	return ParseStatOverrides(f, path)
+}
+
+// inParallel runs work on n goroutines (this one among them, at least
+// one) and returns when all have returned.
+func inParallel(n int, work func()) {
+	var wg sync.WaitGroup
+	for w := 1; w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
 }
