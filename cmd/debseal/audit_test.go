@@ -602,3 +602,57 @@ func TestManifestProvenanceFromAptCache(t *testing.T) {
 		})
 	}
 }
+
+// TestManifestsOfRemovedPackagesGo: the relock after a removal or a purge
+// deletes the package's manifest, and lock --all deletes the manifests of
+// packages removed while debseal did not see it. A manifest left behind
+// would describe files that are no longer there, forever.
+func TestManifestsOfRemovedPackagesGo(t *testing.T) {
+	s := testutil.NewSandbox(t)
+	bin := testutil.Binary(t)
+	s.MustDpkg(t, "-i", testutil.Deb(t, "dstest-base_1.0_all"), testutil.Deb(t, "dstest-multi_1.0_amd64"),
+		testutil.Deb(t, "dstest-override_1.0_all"))
+	if out, _, code := debseal(t, "--root", s.Root, "lock", "--all"); code != 0 || !strings.Contains(out, "recorded 3 manifests") {
+		t.Fatalf("lock --all: exit %d, want 0 and 3 manifests recorded\n%s", code, out)
+	}
+	store := manifest.StoreFor(s.Root)
+	has := func(pkg, arch string) bool {
+		_, err := os.Lstat(store.Path(pkg, arch))
+		return err == nil
+	}
+	dpkg := hookedDpkg(s, bin)
+	for _, c := range []struct {
+		args      []string
+		pkg, arch string
+	}{
+		{[]string{"-r", "dstest-override"}, "dstest-override", "all"},
+		{[]string{"-P", "dstest-multi"}, "dstest-multi", "amd64"},
+	} {
+		if out, code := dpkg(t, nil, c.args...); code != 0 {
+			t.Fatalf("dpkg %v: exit %d\n%s", c.args, code, out)
+		}
+		if has(c.pkg, c.arch) {
+			t.Errorf("after dpkg %v through the hooks, the manifest %s is still there", c.args, store.Path(c.pkg, c.arch))
+		}
+	}
+	if !has("dstest-base", "all") {
+		t.Fatalf("the manifest of dstest-base, still installed, went too")
+	}
+	// A purge debseal does not see: lock --all notices.
+	if _, _, code := debseal(t, "--root", s.Root, "unlock", "dstest-base"); code != 0 {
+		t.Fatalf("unlock dstest-base: exit %d", code)
+	}
+	s.MustDpkg(t, "-P", "dstest-base")
+	if !has("dstest-base", "all") {
+		t.Fatalf("the manifest went without debseal running: the next step proves nothing")
+	}
+	out, _, code := debseal(t, "--root", s.Root, "lock", "--all")
+	if code != 0 || !strings.Contains(out, "removed 1 manifests of packages no longer installed") {
+		ents, _ := os.ReadDir(store.Dir)
+		t.Logf("store: %v", ents)
+		t.Errorf("lock --all after an unseen purge: exit %d\n%s", code, out)
+	}
+	if has("dstest-base", "all") {
+		t.Errorf("lock --all left the manifest of a purged package: %s", store.Path("dstest-base", "all"))
+	}
+}

@@ -42,7 +42,8 @@ func lockCommand() *cli.Command {
 			"paths the policy excludes (/var, /run, /tmp, /home, /srv, /dev, /proc, /sys by default).\n" +
 			"Records the packages as sealed, so debseal relocks them after dpkg changes them, and\n" +
 			"records a SHA-256 manifest (debseal audit's baseline) for each package that has none for\n" +
-			"its installed version, from its files checked against the package's md5sums.\n" +
+			"its installed version, from its files checked against the package's md5sums; with --all,\n" +
+			"it deletes the manifests of packages no longer installed.\n" +
 			"While another dpkg or apt holds dpkg's locks, nothing is locked (exit 2).\n\n" + exitHelp("lock"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
@@ -231,6 +232,16 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		errs, res.badSums = splitBadMD5Sums(errs, res.badSums)
 		problems = append(problems, errs...)
 	}
+	if o.All && !o.Unlock && !o.NoManifest {
+		// Manifests of packages no longer installed (removed or purged
+		// while debseal did not see it): the relock after a removal
+		// deletes its manifest, this catches the rest.
+		pruned, errs := pruneManifests(sys)
+		problems = append(problems, errs...)
+		if pruned > 0 {
+			fmt.Fprintf(out, "removed %d manifests of packages no longer installed\n", pruned)
+		}
+	}
 	if o.All && o.Unlock {
 		// Sealing is off: debseal's own locked files (manifests) too.
 		if err := seal.UnlockStateDir(g.Root); err != nil {
@@ -271,6 +282,21 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		res.mismatches = len(manifestMismatches)
 	}
 	return res.err(problems)
+}
+
+// pruneManifests deletes the manifests of packages that have no files
+// installed any more.
+func pruneManifests(sys *system) (int, []error) {
+	installed := map[string]bool{}
+	for _, p := range sys.db.Packages {
+		if p.State >= dpkgdb.StateHalfInstalled {
+			installed[manifest.ID(p.Name, p.Arch)] = true
+		}
+	}
+	removed, errs := manifest.StoreFor(sys.g.Root).Prune(func(pkg, arch string) bool {
+		return installed[manifest.ID(pkg, arch)]
+	})
+	return len(removed), errs
 }
 
 // recordMissingManifests records a manifest for each configured package

@@ -54,6 +54,16 @@ func openSeal(g globalOpts, pol *policy.Config) (*seal.System, func(), error) {
 		}
 		return b.Record(ctx, pkgs, mdebs)
 	}
+	s.Forget = func(gone []seal.PkgArch) error {
+		store := manifest.StoreFor(g.Root)
+		var errs []error
+		for _, k := range gone {
+			if err := store.Remove(k.Name, k.Arch); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
 	return s, func() { fs.Close() }, nil
 }
 

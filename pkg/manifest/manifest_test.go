@@ -180,3 +180,71 @@ func TestStoreReader(t *testing.T) {
 		t.Errorf("Reader.Load(missing) error = %v, want fs.ErrNotExist", err)
 	}
 }
+
+// TestStorePrune: only the manifests keep rejects go, whatever else the
+// store directory holds (a stray file, a name with no manifest suffix).
+func TestStorePrune(t *testing.T) {
+	testutil.RequireRoot(t) // the manifests are made immutable
+	root := testutil.TempRoot(t)
+	s := StoreFor(root)
+	var ms []*Manifest
+	for _, id := range []struct{ pkg, arch string }{{"hello", "amd64"}, {"libc6", "i386"}, {"libc6", "amd64"}, {"gone", "all"}, {"noarch", ""}} {
+		m := sample()
+		m.Package, m.Arch = id.pkg, id.arch
+		ms = append(ms, m)
+	}
+	for i, err := range s.SaveAll(ms) {
+		if err != nil {
+			t.Fatalf("SaveAll: manifest %d: %v", i, err)
+		}
+	}
+	stray := s.Dir + "/notes.txt"
+	if err := os.WriteFile(stray, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	installed := map[string]bool{"hello_amd64": true, "libc6_amd64": true}
+	removed, errs := s.Prune(func(pkg, arch string) bool { return installed[ID(pkg, arch)] })
+	if len(errs) > 0 {
+		t.Fatalf("Prune: %v", errs)
+	}
+	if want := []string{"gone_all", "libc6_i386", "noarch"}; !reflect.DeepEqual(removed, want) {
+		t.Errorf("Prune removed %v, want %v", removed, want)
+	}
+	for _, m := range ms {
+		_, err := s.Load(m.Package, m.Arch)
+		if installed[ID(m.Package, m.Arch)] != (err == nil) {
+			t.Errorf("after Prune, Load(%s) error = %v", ID(m.Package, m.Arch), err)
+		}
+	}
+	if _, err := os.Stat(stray); err != nil {
+		t.Errorf("Prune touched a file that is not a manifest: %v", err)
+	}
+	// Nothing left to prune, and a store that does not exist: no error.
+	if removed, errs := s.Prune(func(string, string) bool { return true }); len(removed)+len(errs) > 0 {
+		t.Errorf("second Prune = %v, %v", removed, errs)
+	}
+	if removed, errs := StoreFor(testutil.TempRoot(t)).Prune(func(string, string) bool { return false }); len(removed)+len(errs) > 0 {
+		t.Errorf("Prune of an empty root = %v, %v", removed, errs)
+	}
+}
+
+func TestSplitName(t *testing.T) {
+	for _, c := range []struct {
+		name, pkg, arch string
+		ok              bool
+	}{
+		{"hello_amd64.manifest", "hello", "amd64", true},
+		{"g++-12_amd64.manifest", "g++-12", "amd64", true},
+		{"noarch.manifest", "noarch", "", true},
+		{".tmp123.manifest", "", "", false},
+		{"a_b_c.manifest", "", "", false},
+		{"_amd64.manifest", "", "", false},
+		{"hello_amd64", "", "", false},
+		{".manifest", "", "", false},
+	} {
+		pkg, arch, ok := splitName(c.name)
+		if pkg != c.pkg || arch != c.arch || ok != c.ok {
+			t.Errorf("splitName(%q) = %q, %q, %v; want %q, %q, %v", c.name, pkg, arch, ok, c.pkg, c.arch, c.ok)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/fsattr"
@@ -230,4 +231,53 @@ func (s *Store) Remove(pkg, arch string) error {
 		return fmt.Errorf("manifest: %w", err)
 	}
 	return nil
+}
+
+// Prune deletes the manifests of packages that are no longer installed:
+// keep says, for a package and architecture, whether its manifest stays.
+// A name in the store that is not a manifest's is left alone. It returns
+// the stems (NAME_ARCH) it removed; a manifest that cannot be removed is
+// an error naming it, and the others are still pruned.
+func (s *Store) Prune(keep func(pkg, arch string) bool) ([]string, []error) {
+	r, err := s.open()
+	if err != nil {
+		return nil, []error{err}
+	}
+	ents, err := r.ReadDir(storeDir)
+	r.Close()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, []error{fmt.Errorf("manifest: %w", err)}
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		pkg, arch, ok := splitName(e.Name)
+		if !ok || keep(pkg, arch) {
+			continue
+		}
+		if err := s.Remove(pkg, arch); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, ID(pkg, arch))
+	}
+	return removed, errs
+}
+
+// splitName parses a manifest's file name (NAME_ARCH.manifest, or
+// NAME.manifest for a package without an architecture). Debian package
+// and architecture names never hold "_", so the split is unambiguous.
+func splitName(name string) (pkg, arch string, ok bool) {
+	stem, ok := strings.CutSuffix(name, ".manifest")
+	if !ok || stem == "" || strings.HasPrefix(stem, ".") {
+		return "", "", false
+	}
+	pkg, arch, _ = strings.Cut(stem, "_")
+	if pkg == "" || strings.Contains(arch, "_") {
+		return "", "", false
+	}
+	return pkg, arch, true
 }

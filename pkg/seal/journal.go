@@ -54,10 +54,14 @@ type Journal struct {
 	Packages    []string  `json:"packages"`         // package IDs whose files were unlocked
 	NewPackages []string  `json:"new_packages,omitempty"`
 	Debs        []DebRef  `json:"debs,omitempty"`
-	Before      []Listed  `json:"before,omitempty"` // old files of packages being replaced or removed
-	Unlocked    []Entry   `json:"unlocked"`
-	path        string    // on the host, for messages
-	root, name  string    // where it is stored: the root, the path within it
+	// Arches are the architectures of the packages and archives of the
+	// run: a purge drops the package from dpkg's database, and End still
+	// needs its architecture to forget its manifest.
+	Arches     []string `json:"arches,omitempty"`
+	Before     []Listed `json:"before,omitempty"` // old files of packages being replaced or removed
+	Unlocked   []Entry  `json:"unlocked"`
+	path       string   // on the host, for messages
+	root, name string   // where it is stored: the root, the path within it
 }
 
 // DebRef names an archive of the transaction and its package.
@@ -121,6 +125,7 @@ func (j *Journal) merge(old *Journal) {
 	}
 	j.Packages = unionStrings(old.Packages, j.Packages)
 	j.NewPackages = unionStrings(old.NewPackages, j.NewPackages)
+	j.Arches = unionStrings(old.Arches, j.Arches)
 	j.Debs = appendMissing(j.Debs, old.Debs, func(d DebRef) DebRef { return d })
 	j.Before = appendMissing(j.Before, old.Before, func(l Listed) Listed { return l })
 	j.Unlocked = appendMissing(j.Unlocked, old.Unlocked, func(e Entry) [2]uint64 { return [2]uint64{e.Dev, e.Ino} })

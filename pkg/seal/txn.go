@@ -31,7 +31,11 @@ type System struct {
 	// Its error is reported, not fatal.
 	// digests are what End read of the files it verified (MD5 and
 	// SHA-256 in one read), so they need not be read again.
-	Record  func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef, digests Digests) error
+	Record func(ctx context.Context, pkgs []*dpkgdb.Package, debs []DebRef, digests Digests) error
+	// Forget, when set, is called by End with the packages (name and
+	// architecture) the transaction removed or purged: the CLI deletes
+	// their manifests there. Its error is reported, not fatal.
+	Forget  func(gone []PkgArch) error
 	Workers int
 	// Ours reports whether a process belongs to this run (the dpkg a hook
 	// serves, the apt above it): a dpkg lock it holds does not make the
@@ -278,9 +282,10 @@ func lockedTargets(targets []*Target) []*Target {
 func (s *System) newJournal(owner Process, req Request, sc *scope, pkgs []*dpkgdb.Package, extra []*Target) *Journal {
 	j := &Journal{Version: journalVersion, Owner: owner, Created: time.Now().UTC(), Request: req,
 		All: sc.all, Reason: sc.reason}
-	ids := map[string]bool{}
+	ids, arches := map[string]bool{}, map[string]bool{}
 	for _, p := range pkgs {
 		ids[p.ID()] = true
+		arches[p.Arch] = true
 	}
 	for _, t := range extra {
 		for _, o := range t.Owners {
@@ -293,7 +298,9 @@ func (s *System) newJournal(owner Process, req Request, sc *scope, pkgs []*dpkgd
 	for _, d := range sc.debs {
 		j.Debs = append(j.Debs, DebRef{Path: d.Path, Package: d.Package, Arch: d.Arch})
 		j.NewPackages = append(j.NewPackages, d.Package)
+		arches[d.Arch] = true
 	}
+	j.Arches = sortedKeys(arches)
 	return j
 }
 
@@ -503,6 +510,13 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 			rep.Errors = append(rep.Errors, fmt.Errorf("recording manifests: %w", err))
 		}
 	}
+	if s.Forget != nil && j != nil {
+		if gone := s.gone(names, j.Arches); len(gone) > 0 {
+			if err := s.Forget(gone); err != nil {
+				rep.Errors = append(rep.Errors, fmt.Errorf("forgetting the manifests of removed packages: %w", err))
+			}
+		}
+	}
 	if j != nil {
 		orphans, err := s.orphans(j)
 		if err != nil {
@@ -522,6 +536,50 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// PkgArch names one package instance: a manifest's key.
+type PkgArch struct{ Name, Arch string }
+
+// gone returns the instances of the named packages that have no files
+// any more: removed (config-files) or purged (not-installed). dpkg drops
+// a purged package from its database, and with it the only record of
+// its architecture: a name the database no longer knows stands for every
+// architecture of the run (the journal's) and of the database.
+func (s *System) gone(names map[string]bool, runArches []string) []PkgArch {
+	var arches []string
+	var out []PkgArch
+	for _, n := range sortedKeys(names) {
+		ps := s.DB.Lookup(n)
+		if len(ps) == 0 {
+			if arches == nil {
+				arches = s.arches(runArches)
+			}
+			for _, a := range arches {
+				out = append(out, PkgArch{Name: n, Arch: a})
+			}
+			continue
+		}
+		for _, p := range ps {
+			if p.State < dpkgdb.StateHalfInstalled {
+				out = append(out, PkgArch{Name: p.Name, Arch: p.Arch})
+			}
+		}
+	}
+	return out
+}
+
+// arches are the architectures given, those of the database's packages,
+// and none.
+func (s *System) arches(more []string) []string {
+	set := map[string]bool{"": true}
+	for _, a := range more {
+		set[a] = true
+	}
+	for _, p := range s.DB.Packages {
+		set[p.Arch] = true
+	}
+	return sortedKeys(set)
 }
 
 // crossCheckDebs compares each archive's md5sums (from the .deb, when it
