@@ -33,6 +33,7 @@ type Dir interface {
 	Lstat(name string) (fsattr.Info, error)
 	Set(name string, want fsattr.Ident, flag uint32, on bool) (fsattr.Result, error)
 	Flags(name string, want fsattr.Ident) (uint32, error)
+	// Open opens a regular file for reading (anything else is an error).
 	Open(name string, want fsattr.Ident) (io.ReadCloser, error)
 	Close() error
 }
@@ -63,6 +64,8 @@ func (r *RootFS) Close() error { return r.Root.Close() }
 
 type rootDir struct{ *fsattr.Dir }
 
+// Open opens a regular file for reading with plain read(2) (OpenRaw: no
+// runtime poller registration, two failing system calls a file saved).
 func (d rootDir) Open(name string, want fsattr.Ident) (io.ReadCloser, error) {
-	return d.Dir.Open(name, want)
+	return d.Dir.OpenRaw(name, want)
 }

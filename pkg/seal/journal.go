@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,6 +168,15 @@ func (j *Journal) Path() string { return j.path }
 // cannot be parsed is returned as an error naming it (and is kept: it
 // needs a human).
 func Journals(root string) ([]*Journal, []error) {
+	return journalsOf(root, nil)
+}
+
+// journalsOf is Journals for the owners want accepts, as each journal's
+// file name gives its owner: a journal of another owner is not even read
+// (the relock after a big unpack skips its own journal, hundreds of
+// kilobytes of JSON, that way). A name that gives no owner is read, and
+// every journal read is checked again against its recorded owner.
+func journalsOf(root string, want func(Process) bool) ([]*Journal, []error) {
 	r, err := openRoot(root)
 	if err != nil {
 		return nil, []error{err}
@@ -185,15 +195,48 @@ func Journals(root string) ([]*Journal, []error) {
 		if !strings.HasSuffix(e.Name, ".json") {
 			continue
 		}
+		if o, ok := ownerFromName(e.Name); ok && want != nil && !want(o) {
+			continue
+		}
 		j, err := readJournal(r, root, journalDir+"/"+e.Name)
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		if want != nil && !want(j.Owner) {
 			continue
 		}
 		out = append(out, j)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Created.Before(out[b].Created) })
 	return out, errs
+}
+
+// ownerFromName is the owner a journal's file name (Process.key plus
+// ".json") stands for, without Comm.
+func ownerFromName(name string) (Process, bool) {
+	stem, ok := strings.CutSuffix(name, ".json")
+	if !ok {
+		return Process{}, false
+	}
+	i := strings.LastIndexByte(stem, '-')
+	if i < 0 {
+		return Process{}, false
+	}
+	start, err := strconv.ParseUint(stem[i+1:], 10, 64)
+	if err != nil {
+		return Process{}, false
+	}
+	stem = stem[:i]
+	i = strings.LastIndexByte(stem, '-')
+	if i <= 0 {
+		return Process{}, false
+	}
+	pid, err := strconv.Atoi(stem[i+1:])
+	if err != nil || pid <= 0 {
+		return Process{}, false
+	}
+	return Process{Via: stem[:i], Pid: pid, StartTime: start}, true
 }
 
 // readJournal reads and parses one journal (name within the root).

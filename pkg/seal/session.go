@@ -192,11 +192,11 @@ func (s *System) liveHolds(self *Journal) holds {
 	if s.Alive == nil {
 		return h
 	}
-	js, _ := Journals(s.Root) // a corrupt journal is reported by Recover
+	other := func(o Process) bool {
+		return (self == nil || o.key() != self.Owner.key()) && s.Alive(o)
+	}
+	js, _ := journalsOf(s.Root, other) // a corrupt journal is reported by Recover
 	for _, j := range js {
-		if (self != nil && j.Owner.key() == self.Owner.key()) || !s.Alive(j.Owner) {
-			continue
-		}
 		for _, id := range j.Packages {
 			h.names[strings.SplitN(id, ":", 2)[0]] = true
 		}
@@ -217,11 +217,8 @@ func (s *System) liveEntries() map[[2]uint64]Entry {
 	if s.Alive == nil {
 		return out
 	}
-	js, _ := Journals(s.Root)
+	js, _ := journalsOf(s.Root, s.Alive)
 	for _, j := range js {
-		if !s.Alive(j.Owner) {
-			continue
-		}
 		for _, e := range j.Unlocked {
 			out[[2]uint64{e.Dev, e.Ino}] = e
 		}

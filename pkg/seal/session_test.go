@@ -492,3 +492,24 @@ func TestBeginScriptsThroughVariables(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerFromName: a journal's file name gives back the owner whose key
+// named it, and anything else gives none (so the journal is read).
+func TestOwnerFromName(t *testing.T) {
+	for _, o := range []Process{
+		{Via: "dpkg-hook", Pid: 123, StartTime: 456},
+		{Via: "wrapper", Pid: 1, StartTime: 0},
+		{Via: "apt-hook", Pid: 4194304, StartTime: 18446744073709551615},
+	} {
+		got, ok := ownerFromName(o.key() + ".json")
+		if !ok || got != o {
+			t.Errorf("ownerFromName(%q) = %+v, %v; want %+v", o.key()+".json", got, ok, o)
+		}
+	}
+	for _, name := range []string{"x.json", "dpkg-hook-12.json", "-12-34.json", "a-0-1.json",
+		"a-1-x.json", "a-x-1.json", "a-1-2.json.tmp", "a-1-2", ".json"} {
+		if o, ok := ownerFromName(name); ok {
+			t.Errorf("ownerFromName(%q) = %+v, want none", name, o)
+		}
+	}
+}
