@@ -10,6 +10,8 @@
 # The chroot gets BENCH_CHROOT_PACKAGES installed first (default: openjdk,
 # gcc, g++, python3, libllvm15 — about 850 MB under /usr, so that hashing
 # weighs as it does on a real system; set it empty for plain minbase).
+# benchreport prints wall, CPU (user+sys) and sys ratios: on a shared
+# machine the CPU ratios are the ones that hold (issue 12).
 # BENCH_DEBSUMS=0 skips debsums (it takes minutes on a big system: it runs
 # dpkg-query -S for every changed file). BENCH_RUNS sets hyperfine's runs.
 set -euo pipefail
