@@ -381,8 +381,9 @@ func (d *Dir) Readlink(name string) (string, error) {
 // paravirtualised kernel).
 type RawFile struct {
 	fd   int
-	name string
-	Info Info // fstat of the open file
+	d    *Dir
+	name string // within d: the full name is built for errors only
+	Info Info   // fstat of the open file
 }
 
 // OpenRaw opens name with the same guarantees as Open (never a symlink,
@@ -397,7 +398,7 @@ func (d *Dir) OpenRaw(name string, want Ident) (*RawFile, error) {
 		unix.Close(fd)
 		return nil, &os.PathError{Op: "open", Path: d.display(name), Err: ErrNotRegular}
 	}
-	return &RawFile{fd: fd, name: d.display(name), Info: info}, nil
+	return &RawFile{fd: fd, d: d, name: name, Info: info}, nil
 }
 
 // Read reads from the file; 0 bytes is io.EOF.
@@ -408,7 +409,7 @@ func (f *RawFile) Read(p []byte) (int, error) {
 			continue
 		}
 		if err != nil {
-			return 0, &os.PathError{Op: "read", Path: f.name, Err: err}
+			return 0, &os.PathError{Op: "read", Path: f.d.display(f.name), Err: err}
 		}
 		if n == 0 && len(p) > 0 {
 			return 0, io.EOF
@@ -493,7 +494,7 @@ func (p *PathFile) OpenRaw() (*RawFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RawFile{fd: fd, name: p.d.display(p.name), Info: p.Info}, nil
+	return &RawFile{fd: fd, d: p.d, name: p.name, Info: p.Info}, nil
 }
 
 // Flags reads the inode flags of the handle's regular file or directory.
