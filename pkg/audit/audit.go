@@ -196,15 +196,21 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 			}
 		}()
 	}
-	// Packages flow through a bounded window: the feeder prepares at most
-	// 64 packages ahead of the one being emitted, so memory stays bounded
-	// by the window, not by the number of packages; the window is wide
-	// enough that a big file at its head does not leave workers idle.
+	// Packages flow through a bounded window: the feeder prepares
+	// packages ahead of the one being emitted while fewer than
+	// windowFiles of their files are in flight (and always at least
+	// windowPackages of them), so memory stays bounded by the window,
+	// not by the number of packages. The window must be wide enough that
+	// a big file at its head does not leave the MD5 lanes underfilled:
+	// with 64 packages, a 100 MB library at the head stalled the feeder
+	// while one worker hashed it, and a fifth of a host audit's bytes were
+	// hashed one lane at a time at a quarter of the speed (issue 12).
 	// Reading a package's list, md5sums and manifest is done by up to
 	// `workers` preparers at once (it was a fifth of an incremental audit
 	// when one goroutine did it); each hands its directory jobs over when
 	// ready.
-	window := make(chan *pkgJob, 64)
+	window := make(chan *pkgJob, windowPackagesMax)
+	var inflight windowCount
 	go func() {
 		defer close(window)
 		var preparers sync.WaitGroup
@@ -217,13 +223,16 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 			if ctx.Err() != nil {
 				return
 			}
+			inflight.waitBelow(windowFiles, windowPackages)
 			pj := &pkgJob{p: p, done: make(chan struct{})}
+			inflight.add(1, 0)
 			window <- pj
 			sem <- struct{}{}
 			preparers.Add(1)
 			go func() {
 				defer preparers.Done()
 				a.prepare(pj, sh)
+				inflight.add(0, len(pj.files))
 				<-sem
 				for _, dj := range pj.dirs {
 					jobs <- dj
@@ -249,6 +258,8 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 			}
 			pj.files[i].findings = nil
 		}
+		inflight.add(-1, -len(pj.files))
+		pj.files = nil
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -430,23 +441,55 @@ func (w *worker) run(ctx context.Context, j *dirJob) {
 	for _, i := range j.files {
 		f := &j.pj.files[i]
 		var info fsattr.Info
+		var pf *fsattr.PathFile
 		err := derr
 		if err == nil {
-			info, err = d.Lstat(path.Base(f.real))
+			if w.likelyRead(j.pj, f) {
+				pf, err = d.OpenPath(path.Base(f.real))
+				if err == nil {
+					info = pf.Info
+				}
+			} else {
+				info, err = d.Lstat(path.Base(f.real))
+			}
 		}
 		if w.big != nil && len(j.files) > 1 && err == nil && w.shouldSplit(info) {
 			bj := &dirJob{pj: j.pj, dir: j.dir, files: []int{i}}
 			j.pj.pending.Add(1)
 			select {
 			case w.big <- bj:
+				if pf != nil {
+					pf.Close()
+				}
 				continue
 			default:
 				j.pj.pending.Add(-1) // queue full: hash it here
 			}
 		}
-		f.findings = w.check(j.pj, f, d, info, err)
+		f.findings = w.check(j.pj, f, d, pf, info, err)
+		if pf != nil {
+			pf.Close()
+		}
 		w.sh.filesN.Add(1)
 	}
+}
+
+// likelyRead reports whether a path will most likely be read: it has a
+// digest to check, and no cache is expected to vouch for it (a sealed
+// package's files are immutable, and the cache knows them). Such a path
+// is opened with O_PATH and stat'ed through the handle, which the read
+// then reopens: open, statx, reopen, read, close, close. The others are
+// only stat'ed by name (one statx), as opening them would cost two calls
+// more. dpkg --verify opens, reads and closes each file with a digest and
+// stat's it: this keeps debseal's system calls near that count.
+func (w *worker) likelyRead(pj *pkgJob, f *fileJob) bool {
+	if _, ok := pj.md5[f.listed]; !ok {
+		return false
+	}
+	if _, isConf := pj.conf[f.listed]; isConf && !w.a.Opts.Conffiles {
+		return false // only its flags are looked at
+	}
+	return w.a.Opts.Cache == nil || w.a.Opts.Full || !pj.sealed
 }
 
 // shouldSplit reports whether a file of a job is a regular file big
@@ -517,5 +560,48 @@ func (a *Auditor) countOtherLinks(ctx context.Context, pkgs []*dpkgdb.Package, s
 			sh.locks.addDentry(info.Ident, de)
 		}
 		d.Close()
+	}
+}
+
+// The window's bounds (see Run): packages ahead of the one being emitted
+// are prepared while fewer than windowFiles of their files are in flight,
+// and always at least windowPackages of them, at most windowPackagesMax.
+// 32,768 files are about 5 MB of file jobs.
+const (
+	windowFiles       = 32 << 10
+	windowPackages    = 64
+	windowPackagesMax = 1024
+)
+
+// windowCount counts the packages and files in the window.
+type windowCount struct {
+	mu          sync.Mutex
+	cond        *sync.Cond
+	pkgs, files int
+}
+
+func (c *windowCount) init() {
+	if c.cond == nil {
+		c.cond = sync.NewCond(&c.mu)
+	}
+}
+
+func (c *windowCount) add(pkgs, files int) {
+	c.mu.Lock()
+	c.init()
+	c.pkgs += pkgs
+	c.files += files
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// waitBelow waits until fewer than minPkgs packages are in the window, or
+// fewer than maxFiles files and windowPackagesMax packages.
+func (c *windowCount) waitBelow(maxFiles, minPkgs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.init()
+	for c.pkgs >= minPkgs && (c.files >= maxFiles || c.pkgs >= windowPackagesMax) {
+		c.cond.Wait()
 	}
 }

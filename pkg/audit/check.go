@@ -66,8 +66,9 @@ type digests struct {
 
 // check examines one listed path and returns its findings.
 // info and err are the path's lstat (err: the directory's error when it
-// could not be opened).
-func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, info fsattr.Info, err error) []Finding {
+// could not be opened); pf, when not nil, is the path's O_PATH handle
+// that info came from, for reading it.
+func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, pf *fsattr.PathFile, info fsattr.Info, err error) []Finding {
 	a, p := w.a, pj.p
 	conf, isConf := pj.conf[f.listed]
 	_, anyConf := w.sh.confPaths[f.real]
@@ -77,7 +78,7 @@ func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, info fsattr.Info, 
 		// Skipped, as debsums skips conffiles; only its flags matter (an
 		// immutable conffile is as suspicious as any other).
 		if err == nil {
-			w.lockState(pj, f, d, name, info, true)
+			w.lockState(pj, f, d, pf, name, info, true)
 		}
 		return nil
 	}
@@ -133,7 +134,13 @@ func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, info fsattr.Info, 
 		w.checkOwnership(f, me, wantType == actual, info, add)
 	}
 	if me != nil && me.Type == manifest.TypeSymlink && actual == manifest.TypeSymlink {
-		target, err := d.Readlink(name)
+		var target string
+		var err error
+		if pf != nil {
+			target, err = pf.Readlink()
+		} else {
+			target, err = d.Readlink(name)
+		}
 		switch {
 		case err != nil:
 			add(Unreadable, "", "", "", err)
@@ -155,7 +162,7 @@ func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, info fsattr.Info, 
 	wantMD5 := inMD5 && !isConf || confOK || hashKnown && isMD5Hex(dpkgHash)
 	digest, readErr := digests{}, error(nil)
 	if actual == manifest.TypeFile && (needSHA || wantMD5) {
-		digest, readErr = w.digest(d, name, info, me, needSHA, wantMD5)
+		digest, readErr = w.digest(d, pf, name, info, me, needSHA, wantMD5)
 		if readErr != nil {
 			add(Unreadable, "", "", "", readErr)
 		}
@@ -206,7 +213,7 @@ func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, info fsattr.Info, 
 	for i := range out {
 		out[i].Dpkg = dpkg
 	}
-	w.lockState(pj, f, d, name, info, anyConf || isConf)
+	w.lockState(pj, f, d, pf, name, info, anyConf || isConf)
 	return out
 }
 
@@ -242,7 +249,7 @@ func (w *worker) checkOwnership(f *fileJob, me *manifest.Entry, sameType bool, i
 // manifest that holds the MD5 too, only SHA-256 is computed: when it
 // matches, the MD5 is the manifest's; when it does not, the file is read
 // again for its MD5 (tampered files are rare, and cheap to read twice).
-func (w *worker) digest(d *fsattr.Dir, name string, info fsattr.Info, me *manifest.Entry, needSHA, needMD5 bool) (digests, error) {
+func (w *worker) digest(d *fsattr.Dir, pf *fsattr.PathFile, name string, info fsattr.Info, me *manifest.Entry, needSHA, needMD5 bool) (digests, error) {
 	var dg digests
 	imm, known := info.Immutable()
 	trusted := known && imm
@@ -264,18 +271,18 @@ func (w *worker) digest(d *fsattr.Dir, name string, info fsattr.Info, me *manife
 	var err error
 	switch {
 	case needSHA && (!needMD5 || inferMD5):
-		dg.sha256, _, err = w.read(d, name, info, true, false)
+		dg.sha256, _, err = w.read(d, pf, name, info, true, false)
 		dg.hasSHA = err == nil
 		if err == nil && needMD5 {
 			if dg.sha256 == me.SHA256 {
 				dg.md5, dg.hasMD5 = me.MD5, true
 			} else {
-				_, dg.md5, err = w.read(d, name, info, false, true)
+				_, dg.md5, err = w.read(d, pf, name, info, false, true)
 				dg.hasMD5 = err == nil
 			}
 		}
 	default:
-		dg.sha256, dg.md5, err = w.read(d, name, info, needSHA, needMD5)
+		dg.sha256, dg.md5, err = w.read(d, pf, name, info, needSHA, needMD5)
 		dg.hasSHA, dg.hasMD5 = needSHA && err == nil, needMD5 && err == nil
 	}
 	if err != nil {
@@ -289,9 +296,15 @@ func (w *worker) digest(d *fsattr.Dir, name string, info fsattr.Info, me *manife
 }
 
 // read hashes a regular file (the inode lstat saw, never a symlink or a
-// device swapped in) with SHA-256 and/or MD5 in one pass.
-func (w *worker) read(d *fsattr.Dir, name string, info fsattr.Info, sha, md bool) (s [32]byte, m [16]byte, err error) {
-	fh, err := d.OpenRaw(name, info.Ident)
+// device swapped in) with SHA-256 and/or MD5 in one pass; through pf when
+// the file was stat'ed through its handle.
+func (w *worker) read(d *fsattr.Dir, pf *fsattr.PathFile, name string, info fsattr.Info, sha, md bool) (s [32]byte, m [16]byte, err error) {
+	var fh *fsattr.RawFile
+	if pf != nil {
+		fh, err = pf.OpenRaw()
+	} else {
+		fh, err = d.OpenRaw(name, info.Ident)
+	}
 	if err != nil {
 		return s, m, err
 	}
@@ -383,7 +396,7 @@ func unhex(c byte) byte {
 // lockState records the flags of a regular file or directory in the lock
 // table; the verdict waits until every package that lists the inode was
 // seen.
-func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, name string, info fsattr.Info, conffile bool) {
+func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, pf *fsattr.PathFile, name string, info fsattr.Info, conffile bool) {
 	if !info.IsRegular() && !info.IsDir() {
 		return
 	}
@@ -391,7 +404,13 @@ func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, name string, i
 	app, _ := info.AppendOnly()
 	unsupported := false
 	if !known {
-		fl, err := d.Flags(name, info.Ident)
+		var fl uint32
+		var err error
+		if pf != nil {
+			fl, err = pf.Flags()
+		} else {
+			fl, err = d.Flags(name, info.Ident)
+		}
 		switch {
 		case errors.Is(err, fsattr.ErrNotSupported):
 			unsupported = true

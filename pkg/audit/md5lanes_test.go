@@ -65,12 +65,23 @@ func TestMD5LanesMatchCryptoMD5(t *testing.T) {
 			defer d.Close()
 			for i := w; i < len(sizes); i += 16 {
 				name := fmt.Sprintf("f%02d", i)
-				info, err := d.Lstat(name)
+				// Half by name, half through an O_PATH handle, as the
+				// audit does for files it expects to read.
+				var pf *fsattr.PathFile
+				var info fsattr.Info
+				if i%2 == 0 {
+					info, err = d.Lstat(name)
+				} else if pf, err = d.OpenPath(name); err == nil {
+					info = pf.Info
+				}
 				if err != nil {
 					t.Error(err)
 					continue
 				}
-				_, got, err := wk.read(d, name, info, false, true)
+				_, got, err := wk.read(d, pf, name, info, false, true)
+				if pf != nil {
+					pf.Close()
+				}
 				mu.Lock()
 				if err != nil || got != want[name] {
 					t.Errorf("%s (%d bytes): md5 %x, %v; want %x", name, sizes[i], got, err, want[name])

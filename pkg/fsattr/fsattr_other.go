@@ -59,6 +59,24 @@ func (f *RawFile) Name() string { return "" }
 // Close does nothing.
 func (f *RawFile) Close() error { return nil }
 
+// PathFile is unavailable on this system.
+type PathFile struct{ Info Info }
+
+// OpenPath always fails with ErrNotSupported.
+func (d *Dir) OpenPath(name string) (*PathFile, error) { return nil, ErrNotSupported }
+
+// Close does nothing.
+func (p *PathFile) Close() error { return nil }
+
+// OpenRaw always fails with ErrNotSupported.
+func (p *PathFile) OpenRaw() (*RawFile, error) { return nil, ErrNotSupported }
+
+// Flags always fails with ErrNotSupported.
+func (p *PathFile) Flags() (uint32, error) { return 0, ErrNotSupported }
+
+// Readlink always fails with ErrNotSupported.
+func (p *PathFile) Readlink() (string, error) { return "", ErrNotSupported }
+
 // Real always fails with ErrNotSupported.
 func (d *Dir) Real() (string, error) { return "", ErrNotSupported }
 

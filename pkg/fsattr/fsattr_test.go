@@ -305,3 +305,97 @@ func TestDirReal(t *testing.T) {
 		r.Close()
 	}
 }
+
+func TestOpenPath(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := testutil.TempRoot(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "file"), []byte("content"), 0o640))
+	must(os.Symlink("file", filepath.Join(root, "link")))
+	must(os.Mkdir(filepath.Join(root, "dir"), 0o755))
+	must(unix.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	must(unix.Mknod(filepath.Join(root, "null"), unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3))))
+	// Swapped in for a regular file after OpenPath: the handle keeps
+	// naming the file, and the FIFO that now has its name is never opened.
+	must(os.WriteFile(filepath.Join(root, "swapped"), []byte("before"), 0o644))
+	must(unix.Mkfifo(filepath.Join(root, "swapfifo"), 0o644))
+
+	ino, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	must(err)
+	defer unix.Close(ino)
+	for _, name := range []string{"fifo", "null", "swapfifo"} {
+		_, err := unix.InotifyAddWatch(ino, filepath.Join(root, name), unix.IN_OPEN)
+		must(err)
+	}
+	_, d := openDir(t, root, "/")
+	tests := []struct {
+		name    string
+		mode    uint32 // S_IFMT bits
+		swap    string // renamed over name after OpenPath
+		content string // what OpenRaw reads ("": it must refuse)
+		link    string
+	}{
+		{name: "file", mode: unix.S_IFREG, content: "content"},
+		{name: "link", mode: unix.S_IFLNK, link: "file"},
+		{name: "dir", mode: unix.S_IFDIR},
+		{name: "fifo", mode: unix.S_IFIFO},
+		{name: "null", mode: unix.S_IFCHR},
+		{name: "swapped", mode: unix.S_IFREG, swap: "swapfifo", content: "before"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pf, err := d.OpenPath(tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pf.Close()
+			want, err := d.Lstat(tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pf.Info.Mode&unix.S_IFMT != tt.mode || pf.Info.Ident != want.Ident || pf.Info.Size != want.Size {
+				t.Errorf("OpenPath(%s).Info = mode %o ident %v size %d, want mode %o and Lstat's %v %d",
+					tt.name, pf.Info.Mode, pf.Info.Ident, pf.Info.Size, tt.mode, want.Ident, want.Size)
+			}
+			if tt.swap != "" {
+				must(os.Rename(filepath.Join(root, tt.swap), filepath.Join(root, tt.name)))
+			}
+			if tt.link != "" {
+				if got, err := pf.Readlink(); err != nil || got != tt.link {
+					t.Errorf("Readlink() = %q, %v, want %q", got, err, tt.link)
+				}
+			}
+			f, err := pf.OpenRaw()
+			if tt.content == "" {
+				if !errors.Is(err, ErrNotRegular) {
+					t.Errorf("OpenRaw() error = %v, want ErrNotRegular", err)
+				}
+				if err == nil {
+					f.Close()
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			buf := make([]byte, 64)
+			n, err := f.Read(buf)
+			if err != nil || string(buf[:n]) != tt.content {
+				t.Errorf("Read() = %q, %v, want %q", buf[:n], err, tt.content)
+			}
+			if _, err := pf.Flags(); err != nil && !errors.Is(err, ErrNotSupported) {
+				t.Errorf("Flags() error = %v", err)
+			}
+		})
+	}
+	buf := make([]byte, 4096)
+	if n, _ := unix.Read(ino, buf); n > 0 {
+		t.Errorf("a FIFO or device was opened for I/O (%d bytes of inotify IN_OPEN events)", n)
+	}
+}

@@ -10,8 +10,12 @@
 # The chroot gets BENCH_CHROOT_PACKAGES installed first (default: openjdk,
 # gcc, g++, python3, libllvm15 — about 850 MB under /usr, so that hashing
 # weighs as it does on a real system; set it empty for plain minbase).
+# benchreport prints wall, CPU (user+sys) and sys ratios: on a shared
+# machine the CPU ratios are the ones that hold (issue 12).
 # BENCH_DEBSUMS=0 skips debsums (it takes minutes on a big system: it runs
 # dpkg-query -S for every changed file). BENCH_RUNS sets hyperfine's runs.
+# BENCH_COLD=0 skips the cold-cache runs (they drop the page cache of the
+# whole machine, which disturbs whatever else runs on it).
 set -euo pipefail
 bin=$1
 runs=${BENCH_RUNS:-3}
@@ -40,7 +44,9 @@ rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {
 echo "peak RSS: debseal audit $(rss "$bin" audit --no-cache) KB; dpkg --verify $(rss dpkg --verify) KB"
 
 # 2. cold
-if [ -w /proc/sys/vm/drop_caches ]; then
+if [ "${BENCH_COLD:-1}" = 0 ]; then
+	echo "cold cache: skipped (BENCH_COLD=0)"
+elif [ -w /proc/sys/vm/drop_caches ]; then
 	drop="sync; echo 3 > /proc/sys/vm/drop_caches"
 	h --export-json "$out/cold.json" --runs 1 --prepare "$drop" \
 		-n "debseal audit (host, cold)" "$bin audit --no-cache" \
