@@ -14,7 +14,7 @@ FUZZTIME ?= $(if $(filter true,$(CI)),20s,)
 
 export CGO_ENABLED := 0
 
-.PHONY: all build test lint demo bench fuzz deb clean
+.PHONY: all build test vmtest lint demo bench fuzz deb clean
 
 all: build
 
@@ -27,6 +27,12 @@ build:
 test: build
 	scripts/deps.sh test
 	DEBSEAL_BIN=$(abspath $(BIN)) FUZZTIME=$(FUZZTIME) scripts/test.sh
+
+# The VM suite alone (vmtest/): debseal on a booted Debian guest under
+# qemu. make test runs it too under CI=true.
+vmtest: build
+	scripts/deps.sh test
+	DEBSEAL_VMTEST=1 DEBSEAL_BIN=$(abspath $(BIN)) scripts/test.sh ./vmtest
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

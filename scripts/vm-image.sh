@@ -14,13 +14,17 @@
 #   upgrade/      the .debs of the image's upgrade to $suite-security: the
 #                 upgrade the power-cut scenario runs and cuts (downloaded
 #                 here once, so the guest needs no network)
+#   downgrade/    the same packages at the versions the image has (from
+#                 debootstrap's download): the scenario alternates upgrade
+#                 and downgrade, so each cut needs one boot, not two
 # The guest has no network: its only apt source is file:/srv/repo, a second
 # disk the tests make. The apt timers and other background jobs are masked
 # so nothing but the test runs dpkg. The debseal-vmagent unit serves
 # pkg/vm's command channel on the virtio-serial port org.debseal.agent.
 #
-# The key hashes everything that decides the contents (this script, the
-# agent, the suite, the package list, the architecture); a build runs
+# The key hashes what decides the contents (VERSION: bump it when this
+# script changes what it builds; the agent; the suite, the package list,
+# the architecture); a build runs
 # under a lock, so concurrent tests wait for one build. A cold build takes
 # a few minutes (debootstrap from the mirror in the machine's apt sources).
 set -euo pipefail
@@ -32,7 +36,8 @@ arch=$(dpkg --print-architecture)
 # (lsattr: e2fsprogs; dpkg --verify needs nothing more).
 PACKAGES="systemd,systemd-sysv,udev,linux-image-amd64,e2fsprogs,kmod"
 agent=pkg/vm/agent.sh
-key=$(cat "$0" "$agent" <(printf '%s\n' v1 "$suite" "$arch" "$PACKAGES") | sha256sum | cut -c1-12)
+VERSION=1
+key=$(cat "$agent" <(printf '%s\n' "$VERSION" "$suite" "$arch" "$PACKAGES") | sha256sum | cut -c1-12)
 out=$cache/$suite-$arch-$key
 
 mirror() {
@@ -94,6 +99,14 @@ build() {
 	mkdir -p "$tmp/upgrade"
 	mv "$root/upgrade"/*.deb "$tmp/upgrade/" 2>/dev/null || true
 	rm -rf "$root/upgrade"
+	mkdir -p "$tmp/downgrade"
+	local deb pkg
+	for deb in "$tmp/upgrade"/*.deb; do
+		pkg=$(basename "$deb")
+		pkg=${pkg%%_*}
+		mv "$root/var/cache/apt/archives/${pkg}_"*.deb "$tmp/downgrade/" ||
+			{ echo "vm-image.sh: no installed .deb of $pkg" >&2; exit 1; }
+	done
 	ls "$tmp/upgrade"/*.deb >/dev/null 2>&1 || { echo "vm-image.sh: $suite-security upgrades nothing in the image" >&2; exit 1; }
 	umount "$root/proc" && mounts=()
 
@@ -138,7 +151,7 @@ WantedBy=multi-user.target"
 	fi
 	rm -rf "$root"
 	mkdir "$tmp/out"
-	mv "$tmp/root.img" "$tmp/vmlinuz" "$tmp/initrd.img" "$tmp/upgrade" "$tmp/out/"
+	mv "$tmp/root.img" "$tmp/vmlinuz" "$tmp/initrd.img" "$tmp/upgrade" "$tmp/downgrade" "$tmp/out/"
 	mv "$tmp/out" "$out"
 }
 
