@@ -47,15 +47,19 @@ func newEnv(t *testing.T) *env {
 	testutil.RequireCommand(t, "qemu-system-x86_64", "qemu-img", "debootstrap", "mkfs.ext4", "dpkg-scanpackages")
 	e := &env{work: t.TempDir(), accel: os.Getenv("DEBSEAL_VM_ACCEL")}
 	start := time.Now()
-	out, err := exec.Command(filepath.Join(testutil.RepoRoot(t), "scripts", "vm-image.sh"), "dir").Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
+	// DEBSEAL_VM_IMAGE: an image directory to use as it is (debugging
+	// an older build); otherwise scripts/vm-image.sh's, built if absent.
+	e.img = os.Getenv("DEBSEAL_VM_IMAGE")
+	if e.img == "" {
+		cmd := exec.Command(filepath.Join(testutil.RepoRoot(t), "scripts", "vm-image.sh"), "dir")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("vm-image.sh dir: %v\n%s", err, stderr.String())
 		}
-		t.Fatalf("vm-image.sh dir: %v\n%s", err, stderr)
+		e.img = strings.TrimSpace(string(out))
 	}
-	e.img = strings.TrimSpace(string(out))
 	t.Logf("image %s ready in %v", e.img, time.Since(start).Round(time.Second))
 
 	// The repository: debseal's .deb, the upgrade set and its old

@@ -25,7 +25,6 @@ var cutPoints = []cutPoint{
 	{"mid-unpack", ` status unpacked `, 3},
 	{"between unpack and configure", ` startup packages configure$`, 1},
 	{"inside configure", ` status half-configured `, 1},
-	{"after the last configure", ` status installed `, 4},
 	{"after apt exited, nothing synced", ``, 0},
 }
 

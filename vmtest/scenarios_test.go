@@ -16,6 +16,9 @@ func TestVM(t *testing.T) {
 	}
 	timed(t, "powercut", func(t *testing.T) { e.powerCut(t, sealed, cutPoints) })
 	timed(t, "powercut-control", func(t *testing.T) { e.powerCutControl(t, sealed) })
+	timed(t, "audit-timer", func(t *testing.T) { e.auditTimer(t, sealed) })
+	timed(t, "modes", func(t *testing.T) { e.modes(t, sealed) })
+	timed(t, "purge", func(t *testing.T) { e.purge(t, sealed) })
 }
 
 // aptGet is how the scenarios run apt: no prompts, keep conffiles.
