@@ -23,7 +23,7 @@ import (
 )
 
 const (
-	bootTimeout = 4 * time.Minute
+	bootTimeout = 6 * time.Minute
 	stepTimeout = 5 * time.Minute
 	debVersion  = "0.0~vmtest1"
 )
@@ -182,6 +182,12 @@ func (g *guest) boot() {
 	if err := m.WaitReady(bootTimeout); err != nil {
 		m.Kill()
 		g.t.Fatalf("boot %d: %v\nconsole:\n%s", g.boots, err, tail(m.Console()))
+	}
+	// The repository disk: fstab mounts it with nofail, and a loaded
+	// machine can take longer than the device timeout to show it.
+	if r, err := m.Run(time.Minute, "mountpoint -q /srv/repo || mount /srv/repo"); err != nil || r.Status != 0 {
+		m.Kill()
+		g.t.Fatalf("boot %d: mount /srv/repo: %v %s\nconsole:\n%s", g.boots, err, r.Out, tail(m.Console()))
 	}
 	g.t.Logf("boot %d of %s: agent up in %v", g.boots, filepath.Base(g.disk), time.Since(start).Round(time.Second))
 }
