@@ -38,6 +38,7 @@ type Machine struct {
 	cmd     *exec.Cmd
 	conn    net.Conn
 	console string
+	sock    string
 	exited  chan struct{}
 	waitErr error
 }
@@ -97,43 +98,45 @@ func Boot(cfg Config) (*Machine, error) {
 		}
 		close(m.exited)
 	}()
-	// qemu creates the socket before it runs the guest.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("unix", sock)
-		if err == nil {
-			m.conn = c
-			break
-		}
-		select {
-		case <-m.exited:
-			return nil, fmt.Errorf("vm: qemu exited: %v", m.waitErr)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			m.Kill()
-			return nil, fmt.Errorf("vm: agent socket %s: %w", sock, err)
-		}
-	}
-	m.Agent = NewAgent(m.conn, m.conn)
+	m.sock = sock
 	return m, nil
 }
 
-// WaitReady waits until the agent answers, for at most timeout.
+// bootDone is what the guest's serial getty prints once systemd has
+// started the login prompts: the agent's port is open by then.
+const bootDone = " login: "
+
+// WaitReady waits until the agent answers, for at most timeout. It
+// connects to the agent's socket only once the console shows the login
+// prompt: bytes the host sends before the guest opens its end of the
+// virtio-serial port stall the channel for good (qemu stops reading the
+// socket and does not start again when the port opens).
 func (m *Machine) WaitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	// The guest queues requests it has not read yet, so one is enough;
-	// a long wait is a boot that hangs.
-	p, err := m.Start("true")
-	if err != nil {
-		return err
+	for !strings.Contains(m.Console(), bootDone) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("vm: no login prompt after %v: %w", timeout, ErrTimeout)
+		}
+		select {
+		case <-m.exited:
+			return fmt.Errorf("vm: qemu exited while booting: %v", m.waitErr)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
+	c, err := net.Dial("unix", m.sock)
+	if err != nil {
+		return fmt.Errorf("vm: agent socket %s: %w", m.sock, err)
+	}
+	m.conn = c
+	m.Agent = NewAgent(c, c)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return fmt.Errorf("vm: guest not up after %v: %w", timeout, ErrTimeout)
+			return fmt.Errorf("vm: agent silent after %v: %w", timeout, ErrTimeout)
 		}
-		_, err := p.Wait(min(left, time.Second))
+		// A timed-out request is forgotten; a late answer to it is
+		// ignored, so asking again is safe.
+		_, err := m.Run(min(left, 2*time.Second), "true")
 		if err == nil {
 			return nil
 		}
@@ -144,10 +147,6 @@ func (m *Machine) WaitReady(timeout time.Duration) error {
 		case <-m.exited:
 			return fmt.Errorf("vm: qemu exited while booting: %v", m.waitErr)
 		default:
-		}
-		// A timed-out request is forgotten; ask again.
-		if p, err = m.Start("true"); err != nil {
-			return err
 		}
 	}
 }
