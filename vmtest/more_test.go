@@ -79,7 +79,8 @@ func (e *env) modes(t *testing.T, sealed string) {
 		"dpkg-hooks": "test -f /etc/dpkg/dpkg.cfg.d/debseal",
 		"apt-hooks":  "test -f /etc/apt/apt.conf.d/99debseal-hooks",
 		"wrapper":    "test -f /etc/apt/apt.conf.d/99debseal-wrapper",
-		"divert":     "dpkg-divert --list /usr/bin/dpkg | grep -q debseal",
+		// A local diversion: dpkg-divert names no package.
+		"divert": "dpkg-divert --list /usr/bin/dpkg | grep -qx 'local diversion of /usr/bin/dpkg to /usr/bin/dpkg.distrib'",
 	}
 	gone := "! test -e /etc/dpkg/dpkg.cfg.d/debseal && ! test -e /etc/apt/apt.conf.d/99debseal-hooks && ! test -e /etc/apt/apt.conf.d/99debseal-wrapper && test -z \"$(dpkg-divert --list /usr/bin/dpkg)\""
 	for i, mode := range []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"} {
