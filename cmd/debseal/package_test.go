@@ -359,3 +359,41 @@ func TestBashCompletion(t *testing.T) {
 		t.Errorf("package names: %v", got)
 	}
 }
+
+// TestUnitsSeePackageFiles: the sandboxing of debseal's units must leave
+// every path a package file can be locked at visible (the audit reads
+// them) and, for recover, writable (it changes their flags). Found in a
+// booted guest: ProtectKernelModules= hid /usr/lib/modules, and the daily
+// audit reported every kernel module missing.
+func TestUnitsSeePackageFiles(t *testing.T) {
+	hides := []string{"ProtectKernelModules=", "InaccessiblePaths=", "TemporaryFileSystem=", "RootDirectory=",
+		"RootImage=", "BindPaths=", "BindReadOnlyPaths=", "PrivateMounts="}
+	readOnly := []string{"ProtectSystem=", "ReadOnlyPaths=", "ProtectProc="}
+	for _, c := range []struct {
+		unit     string
+		writable bool
+	}{
+		{"debseal-recover.service", true},
+		{"debseal-audit.service", false},
+	} {
+		b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "packaging/systemd", c.unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || line[0] == '#' || line[0] == ';' {
+				continue
+			}
+			bad := hides
+			if c.writable {
+				bad = append(bad, readOnly...)
+			}
+			for _, k := range bad {
+				if strings.HasPrefix(line, k) && !strings.HasSuffix(line, "=no") && line != k {
+					t.Errorf("%s: %q hides package files from debseal or makes them read-only", c.unit, line)
+				}
+			}
+		}
+	}
+}

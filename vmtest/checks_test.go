@@ -1,0 +1,128 @@
+//go:build vmtest
+
+package vmtest
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// sealScript reports, with lsattr and dpkg's own files (no debseal), the
+// lock state of every regular file an installed package owns that the
+// default policy locks: not a conffile, not under /var /run /tmp /home
+// /srv /dev /proc /sys, not diverted. Output lines:
+//
+//	files N       files checked
+//	locked N      of them immutable
+//	M STATUS PATH a mutable one, STATUS its package's dpkg status (ii...)
+//	C PATH        a conffile that is immutable (never allowed)
+//	J PATH        a path a debseal journal names
+const sealScript = `set -u
+w=$(mktemp -d)
+cd /var/lib/dpkg/info
+excl='^/(var|run|tmp|home|srv|dev|proc|sys)(/|$)'
+dpkg-query -W -f='${Conffiles}\n' | awk 'NF>=2{print $1}' | sort -u >$w/conf
+dpkg-divert --list | awk '{print $3}' | sort -u >$w/div
+# package -> status, and each listed path with its package
+dpkg-query -W -f='${db:Status-Abbrev}|${binary:Package}\n' | while IFS='|' read -r st p; do
+	st=${st%% *}
+	[ -f "$p.list" ] || p=${p%%:*}
+	[ -f "$p.list" ] || continue
+	sed "s|^|$st |" "$p.list"
+done | grep -Ev "^[^ ]+ ($excl)" | sort -k2 -u >$w/all
+cut -d' ' -f2- $w/all | comm -23 - $w/conf | comm -23 - $w/div >$w/paths
+tr '\n' '\0' <$w/paths | xargs -0 -r stat -c '%F|%n' 2>/dev/null |
+	awk -F'|' '$1=="regular file"||$1=="regular empty file"{print substr($0, index($0,"|")+1)}' >$w/files
+echo "files $(wc -l <$w/files)"
+tr '\n' '\0' <$w/files | xargs -0 -r lsattr -d >$w/attrs 2>&1
+echo "locked $(awk '$1 ~ /i/' $w/attrs | wc -l)"
+awk '$1 !~ /i/ {print substr($0, index($0," ")+1)}' $w/attrs | sort >$w/mut
+# the status of each mutable file's package
+awk 'FILENAME==ARGV[1] {m[$0]=1; next} {p=substr($0, index($0," ")+1); if (p in m) print "M", $1, p}' $w/mut $w/all
+tr '\n' '\0' <$w/conf | xargs -0 -r lsattr -d 2>/dev/null | awk '$1 ~ /i/ {print "C", substr($0, index($0," ")+1)}'
+cat /var/lib/debseal/journal/* 2>/dev/null | grep -o '"path": *"[^"]*"' | sed 's/^"path": *"//; s/"$//' | sort -u | sed 's/^/J /'
+rm -rf $w
+`
+
+// sealState is what sealScript found.
+type sealState struct {
+	files, locked int
+	mutable       map[string]string // path -> its package's status
+	lockedConf    []string
+	journal       map[string]bool
+}
+
+func (g *guest) seal() sealState {
+	g.t.Helper()
+	out := g.run(sealScript)
+	s := sealState{mutable: map[string]string{}, journal: map[string]bool{}}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.SplitN(l, " ", 2)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "files":
+			s.files, _ = strconv.Atoi(f[1])
+		case "locked":
+			s.locked, _ = strconv.Atoi(f[1])
+		case "M":
+			if st, p, ok := strings.Cut(f[1], " "); ok {
+				s.mutable[p] = st
+			}
+		case "C":
+			s.lockedConf = append(s.lockedConf, f[1])
+		case "J":
+			s.journal[f[1]] = true
+		}
+	}
+	if s.files < 1000 {
+		g.t.Fatalf("seal check saw %d package files; the check is broken:\n%s", s.files, out)
+	}
+	return s
+}
+
+// allLocked fails unless every package file is immutable and no conffile is.
+func (s sealState) allLocked(t *testing.T, when string) {
+	t.Helper()
+	if len(s.mutable) > 0 || s.locked != s.files {
+		t.Errorf("%s: %d of %d package files locked; mutable: %s", when, s.locked, s.files, sample(s.mutable))
+	}
+	if len(s.lockedConf) > 0 {
+		t.Errorf("%s: conffiles locked: %v", when, s.lockedConf)
+	}
+}
+
+func sample(m map[string]string) string {
+	var b strings.Builder
+	n := 0
+	for p, st := range m {
+		if n == 20 {
+			b.WriteString(" ...")
+			break
+		}
+		b.WriteString(" " + p + "(" + st + ")")
+		n++
+	}
+	return b.String()
+}
+
+// unitRan reports how a oneshot unit did in this boot: whether it started,
+// and its Result and exit status as systemctl shows them.
+func (g *guest) unitRan(unit string) (ran bool, result string, status string) {
+	g.t.Helper()
+	out := g.run("systemctl show -p ExecMainStartTimestampMonotonic -p Result -p ExecMainStatus " + unit)
+	for _, l := range strings.Split(out, "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch k {
+		case "ExecMainStartTimestampMonotonic":
+			ran = v != "" && v != "0"
+		case "Result":
+			result = v
+		case "ExecMainStatus":
+			status = v
+		}
+	}
+	return ran, result, status
+}
