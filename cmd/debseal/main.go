@@ -193,8 +193,14 @@ var commandTable []func() *cli.Command
 
 func register(f func() *cli.Command) { commandTable = append(commandTable, f) }
 
+// main keeps Go's default collector pace (GOGC=100). It used to collect
+// four times less often (GOGC=400) to save the collector's CPU, but a
+// hook's heap is small and short-lived, so the collector costs little,
+// while every page the heap grows into is a page fault, and on a virtual
+// machine a fresh page costs tens of microseconds (measured here: 20 µs
+// of CPU each). Six packages reinstalled through the hooks: 9,000 page
+// faults with GOGC=400, 6,000 with 100, and about 5% less CPU.
 func main() {
-	tuneGC()
 	if p := os.Getenv("DEBSEAL_CPUPROFILE"); p != "" {
 		// For developers: where a hook's milliseconds go. A directory
 		// gets one profile per process (an apt run starts several).
@@ -223,15 +229,6 @@ func main() {
 // (setitimer survives execve, and kills a program that does not handle
 // SIGPROF, such as dpkg). Profiles end there.
 var beforeExec = func() {}
-
-// tuneGC: debseal runs are short (a hook, a lock), so it collects garbage
-// less often than Go's default, which saves a few percent of CPU. GOGC in
-// the environment wins.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-}
 
 // limitMemory sets a soft heap limit for a command that must stay within
 // a memory budget whatever the system's size (audit, status, lock and

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,11 +143,14 @@ func newEventLog(root, via string, stderr io.Writer) *eventLog {
 // adds up over an upgrade where wall times overlap with load.
 func (l *eventLog) timing(what string, dpkgTime time.Duration) {
 	var ru unix.Rusage
-	cpu := "?"
+	cpu, faults := "?", "?"
 	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
 		cpu = fmt.Sprintf("%.1f", float64(ru.Utime.Nano()+ru.Stime.Nano())/1e6)
+		faults = strconv.FormatInt(ru.Minflt+ru.Majflt, 10)
 	}
-	l.Infof("%s: debseal took %.1f ms (cpu %s ms)", what, float64(time.Since(processStart)-dpkgTime)/1e6, cpu)
+	// Page faults: on a virtual machine each fresh page can cost tens of
+	// microseconds, and they are most of what a short process costs.
+	l.Infof("%s: debseal took %.1f ms (cpu %s ms, %s page faults)", what, float64(time.Since(processStart)-dpkgTime)/1e6, cpu, faults)
 }
 
 func (l *eventLog) write(level, format string, args ...any) {

@@ -216,9 +216,10 @@ func hashFile(d Dir, t *Target, withSHA bool) (md [16]byte, sha [32]byte, err er
 	return md, sha, nil
 }
 
-// hashBufs are hashFile's read buffers.
+// hashBufs are hashFile's read buffers: 64 KB, few read calls per file
+// and few fresh pages per worker.
 var hashBufs = sync.Pool{New: func() any {
-	b := make([]byte, 128<<10)
+	b := make([]byte, 64<<10)
 	return &b
 }}
 

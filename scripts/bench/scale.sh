@@ -49,7 +49,7 @@ measure() {
 # hookrun NAME SIZE ROOT: install, upgrade and remove dstest-base through
 # debseal's dpkg hooks (given on dpkg's command line: the host's
 # /etc/dpkg is not the sandbox's) and records debseal's own time, as its
-# log says ("debseal took X ms (cpu Y ms)"), summed over the six hook runs.
+# log says ("debseal took X ms (cpu Y ms, N page faults)"), summed over the six hook runs.
 hookrun() {
 	local name=$1 size=$2 R=$3
 	local d=(dpkg "--root=$R" "--admindir=$R/var/lib/dpkg" "--log=$R/var/log/dpkg.log" --force-script-chrootless
@@ -58,7 +58,7 @@ hookrun() {
 	"${d[@]}" -i "$dir/debs/dstest-base_1.0_all.deb" >/dev/null
 	"${d[@]}" -i "$dir/debs/dstest-base_2.0_all.deb" >/dev/null
 	"${d[@]}" -r dstest-base >/dev/null
-	sed -n 's/.*debseal took \([0-9.]*\) ms (cpu \([0-9.]*\) ms).*/\1 \2/p' "$R/var/log/debseal.log" |
+	sed -n 's/.*debseal took \([0-9.]*\) ms (cpu \([0-9.]*\) ms[,)].*/\1 \2/p' "$R/var/log/debseal.log" |
 		awk -v n="$name" -v s="$size" '{w+=$1; c+=$2; k++} END {if (k != 6) {print "hook runs logged: " k ", want 6" > "/dev/stderr"; exit 1}; printf "%s\t%s\t%.3f\t%.3f\t0\n", n, s, w/1000, c/1000}' >>"$out"
 }
 

@@ -82,7 +82,7 @@ run() {
 # own DIR: the CPU seconds debseal's processes logged, and how many runs.
 own() {
 	[ -f "$1/var/log/debseal.log" ] || { echo "0 0"; return; }
-	sed -n 's/.*debseal took [0-9.]* ms (cpu \([0-9.]*\) ms).*/\1/p' "$1/var/log/debseal.log" |
+	sed -n 's/.*debseal took [0-9.]* ms (cpu \([0-9.]*\) ms[,)].*/\1/p' "$1/var/log/debseal.log" |
 		awk '{s += $1; n++} END {printf "%.1f %d\n", s / 1000, n}'
 }
 
