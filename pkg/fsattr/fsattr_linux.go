@@ -296,6 +296,11 @@ func (d *Dir) Flags(name string, want Ident) (uint32, error) {
 		return 0, err
 	}
 	defer unix.Close(fd)
+	return d.flagsOf(fd, name)
+}
+
+// flagsOf reads the inode flags of fd, an open descriptor of name in d.
+func (d *Dir) flagsOf(fd int, name string) (uint32, error) {
 	v, err := getFlags(fd)
 	if err != nil {
 		if isUnsupported(err) {
@@ -504,14 +509,7 @@ func (p *PathFile) Flags() (uint32, error) {
 		return 0, err
 	}
 	defer unix.Close(fd)
-	v, err := getFlags(fd)
-	if err != nil {
-		if isUnsupported(err) {
-			return 0, p.d.unsupported(fd, p.name, err)
-		}
-		return 0, &os.PathError{Op: "ioctl(FS_IOC_GETFLAGS)", Path: p.d.display(p.name), Err: err}
-	}
-	return v, nil
+	return p.d.flagsOf(fd, p.name)
 }
 
 // Readlink returns the target of the handle's symlink, as stored.
