@@ -137,7 +137,9 @@ func (a *Agent) forget(id string) {
 	a.mu.Unlock()
 }
 
-// Wait waits up to timeout for the command's answer.
+// Wait waits up to timeout for the command's answer. A timeout leaves the
+// command pending: Wait can be called again, so a caller can poll a long
+// command while it does other things. Abandon a command it no longer wants.
 func (p *Pending) Wait(timeout time.Duration) (Result, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -154,18 +156,25 @@ func (p *Pending) Wait(timeout time.Duration) (Result, error) {
 		defer p.a.mu.Unlock()
 		return Result{}, p.a.err
 	case <-t.C:
-		p.a.forget(p.id)
 		return Result{}, fmt.Errorf("%w after %v", ErrTimeout, timeout)
 	}
 }
 
-// Run sends script and waits up to timeout for its answer.
+// Abandon forgets the command: its answer, if it comes, is dropped.
+func (p *Pending) Abandon() { p.a.forget(p.id) }
+
+// Run sends script and waits up to timeout for its answer; a command that
+// times out is abandoned.
 func (a *Agent) Run(timeout time.Duration, script string) (Result, error) {
 	p, err := a.Start(script)
 	if err != nil {
 		return Result{}, err
 	}
-	return p.Wait(timeout)
+	r, err := p.Wait(timeout)
+	if errors.Is(err, ErrTimeout) {
+		p.Abandon()
+	}
+	return r, err
 }
 
 // ReadFile returns the contents of a file in the guest.

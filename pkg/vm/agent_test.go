@@ -112,6 +112,43 @@ func TestAgentReadFile(t *testing.T) {
 	}
 }
 
+// TestAgentPoll: a Wait that times out leaves the command pending, so a
+// caller polling a long command (the power-cut tests do) still gets its
+// answer; an abandoned command's answer is dropped.
+func TestAgentPoll(t *testing.T) {
+	a, _ := startAgent(t)
+	p, err := a.Start("sleep 1; echo done; exit 4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	polls := 0
+	for {
+		r, err := p.Wait(50 * time.Millisecond)
+		if errors.Is(err, ErrTimeout) {
+			polls++
+			if polls > 200 {
+				t.Fatal("no answer after 200 polls")
+			}
+			continue
+		}
+		if err != nil || r.Status != 4 || r.Out != "done\n" {
+			t.Fatalf("Wait = %v %d %q, want 4 %q", err, r.Status, r.Out, "done\n")
+		}
+		break
+	}
+	if polls == 0 {
+		t.Errorf("the first 50 ms poll already had the answer of a 1 s command")
+	}
+	q, err := a.Start("echo late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Abandon()
+	if r, err := q.Wait(2 * time.Second); !errors.Is(err, ErrTimeout) {
+		t.Errorf("Wait after Abandon = %v %q, want ErrTimeout", err, r.Out)
+	}
+}
+
 func TestAgentTimeoutAndGone(t *testing.T) {
 	a, stop := startAgent(t)
 	if _, err := a.Run(300*time.Millisecond, "sleep 5"); !errors.Is(err, ErrTimeout) {
