@@ -22,9 +22,8 @@
 # so nothing but the test runs dpkg. The debseal-vmagent unit serves
 # pkg/vm's command channel on the virtio-serial port org.debseal.agent.
 #
-# The key hashes what decides the contents (VERSION: bump it when this
-# script changes what it builds; the agent; the suite, the package list,
-# the architecture); a build runs
+# The key hashes what decides the contents (this script, the agent, the
+# suite, the package list, the architecture); a build runs
 # under a lock, so concurrent tests wait for one build. A cold build takes
 # a few minutes (debootstrap from the mirror in the machine's apt sources).
 set -euo pipefail
@@ -41,8 +40,7 @@ PACKAGES="systemd,systemd-sysv,udev,e2fsprogs,kmod,initramfs-tools"
 KERNEL=linux-image-amd64
 INITRD_MODULES="virtio_pci virtio_blk ext4"
 agent=pkg/vm/agent.sh
-VERSION=2
-key=$(cat "$agent" <(printf '%s\n' "$VERSION" "$suite" "$arch" "$PACKAGES" "$KERNEL" "$INITRD_MODULES") | sha256sum | cut -c1-12)
+key=$(cat "$agent" scripts/vm-image.sh <(printf '%s\n' "$suite" "$arch" "$PACKAGES" "$KERNEL" "$INITRD_MODULES") | sha256sum | cut -c1-12)
 out=$cache/$suite-$arch-$key
 
 mirror() {
@@ -140,6 +138,7 @@ build() {
 Description=debseal VM test agent (pkg/vm)
 BindsTo=dev-virtio\\x2dports-org.debseal.agent.device
 After=dev-virtio\\x2dports-org.debseal.agent.device
+StartLimitIntervalSec=0
 
 [Service]
 ExecStart=/bin/bash -c 'exec /usr/local/sbin/debseal-vmagent <>/dev/virtio-ports/org.debseal.agent >&0'
@@ -164,6 +163,11 @@ WantedBy=multi-user.target"
 	mkdir "$tmp/out"
 	mv "$tmp/root.img" "$tmp/vmlinuz" "$tmp/initrd.img" "$tmp/upgrade" "$tmp/downgrade" "$tmp/out/"
 	mv "$tmp/out" "$out"
+	# Older builds of this image (other keys) are dead weight: 2 GB each.
+	local old
+	for old in "$cache/$suite-$arch"-*; do
+		[ "$old" = "$out" ] || rm -rf "$old"
+	done
 }
 
 case "${1:-}" in

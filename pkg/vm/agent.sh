@@ -12,20 +12,28 @@ set -u
 dir=${VMAGENT_DIR:-/run/debseal-vmagent}
 mkdir -p "$dir"
 : >"$dir/lock"
-while IFS=' ' read -r id script; do
-	case $id in
-	'' | *[!a-z0-9]*) continue ;;
-	esac
-	(
-		printf '%s' "$script" | base64 -d >"$dir/$id.sh" 2>/dev/null
-		bash "$dir/$id.sh" </dev/null >"$dir/$id.out" 2>&1
-		rc=$?
-		reply="$id $rc $(base64 -w0 <"$dir/$id.out")"
-		rm -f "$dir/$id.sh" "$dir/$id.out"
-		{
-			flock 9
-			printf '%s\n' "$reply"
-		} 9>"$dir/lock"
-	) &
+while :; do
+	while IFS=' ' read -r id script; do
+		case $id in
+		'' | *[!a-z0-9]*) continue ;;
+		esac
+		(
+			printf '%s' "$script" | base64 -d >"$dir/$id.sh" 2>/dev/null
+			bash "$dir/$id.sh" </dev/null >"$dir/$id.out" 2>&1
+			rc=$?
+			reply="$id $rc $(base64 -w0 <"$dir/$id.out")"
+			rm -f "$dir/$id.sh" "$dir/$id.out"
+			{
+				flock 9
+				printf '%s\n' "$reply"
+			} 9>"$dir/lock"
+		) &
+	done
+	# End of input. A virtio-serial port reads as empty while the host has
+	# not connected: keep the port open and look again. Exiting would close
+	# it, and bytes the host sends while no one holds the port open stall
+	# the channel. On a pipe (pkg/vm's tests), the end is the end.
+	[ -c /proc/self/fd/0 ] || break
+	sleep 0.2
 done
 wait
