@@ -1,5 +1,3 @@
-//go:build vmtest
-
 package vmtest
 
 import (
@@ -71,12 +69,20 @@ systemctl restart debseal-audit.timer`)
 }
 
 // modes is scenario 4: each integration mode set up on the real root, one
-// apt transaction through it, torn down.
+// apt transaction through it, torn down. The first, in the mode the
+// package installs, is the whole upgrade set, uninterrupted (scenario 2's
+// upgrade; the power cuts then go through part of it); the others
+// downgrade and upgrade the cut set in turn.
 func (e *env) modes(t *testing.T, sealed string) {
 	g := e.boot(t, e.overlay(t, "modes", sealed))
 	g.run("apt-get -q update")
-	up := aptGet + "upgrade"
-	down := aptGet + "--allow-downgrades install " + e.downgradeSpecs(t)
+	cuts := e.cutSet()
+	txs := []string{
+		aptGet + "upgrade",
+		aptGet + "--allow-downgrades install " + e.downgradeSpecs(t, cuts...),
+		aptGet + "install " + strings.Join(cuts, " "),
+		aptGet + "--allow-downgrades install " + e.downgradeSpecs(t, cuts...),
+	}
 	files := map[string]string{
 		"dpkg-hooks": "test -f /etc/dpkg/dpkg.cfg.d/debseal",
 		"apt-hooks":  "test -f /etc/apt/apt.conf.d/99debseal-hooks",
@@ -87,10 +93,7 @@ func (e *env) modes(t *testing.T, sealed string) {
 	gone := "! test -e /etc/dpkg/dpkg.cfg.d/debseal && ! test -e /etc/apt/apt.conf.d/99debseal-hooks && ! test -e /etc/apt/apt.conf.d/99debseal-wrapper && test -z \"$(dpkg-divert --list /usr/bin/dpkg)\""
 	for i, mode := range []string{"dpkg-hooks", "apt-hooks", "wrapper", "divert"} {
 		start := time.Now()
-		tx := down
-		if i%2 == 1 {
-			tx = up
-		}
+		tx := txs[i]
 		g.run("debseal teardown && " + gone)
 		g.run("debseal setup --mode " + mode + " && " + files[mode])
 		if r := g.try(stepTimeout, tx); r.Status != 0 {
@@ -129,7 +132,7 @@ func (e *env) purge(t *testing.T, sealed string) {
 		"no diversion":    "test -z \"$(dpkg-divert --list | grep debseal)\"",
 		"units gone":      "test -z \"$(systemctl list-unit-files --no-legend debseal-recover.service 'debseal-audit.*')\"",
 		"package gone":    "! dpkg-query -W -f='${db:Status-Abbrev}' debseal 2>/dev/null | grep -q .",
-		"apt works":       aptGet + "--allow-downgrades install " + e.downgradeSpecs(t) + " && " + aptGet + "upgrade",
+		"apt works":       aptGet + "install " + strings.Join(e.cutSet(), " ") + " && " + aptGet + "--allow-downgrades install " + e.downgradeSpecs(t, e.cutSet()...),
 		"dpkg --audit ok": "test -z \"$(dpkg --audit)\"",
 	}
 	for _, name := range []string{"state gone", "hooks gone", "no diversion", "units gone", "package gone", "apt works", "dpkg --audit ok"} {
