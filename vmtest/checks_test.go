@@ -16,7 +16,7 @@ import (
 //
 //	files N       files checked
 //	locked N      of them immutable
-//	M STATUS PATH a mutable one, STATUS its package's dpkg status (ii...)
+//	M STATUS PKG PATH  a mutable one, STATUS its package's dpkg status (ii...)
 //	C PATH        a conffile that is immutable (never allowed)
 //	J PATH        a path a debseal journal names
 const sealScript = `set -u
@@ -38,7 +38,7 @@ dpkg-query -W -f='${db:Status-Abbrev}|${binary:Package}|${Package}\n' | awk -F'|
 }
 function out(st, p) {
 	if ((p in to) && by[p] != pkg) p = to[p]
-	print st, p
+	print st, pkg, p
 }
 {
 	st = $1; sub(/ +$/, "", st); pkg = $3
@@ -46,8 +46,8 @@ function out(st, p) {
 	if ((getline l < f) <= 0) { close(f); f = $3 ".list"; if ((getline l < f) <= 0) { close(f); next } }
 	do out(st, l); while ((getline l < f) > 0)
 	close(f)
-}' | grep -Ev "^[^ ]+ ($excl)" | sort -k2 -u >$w/all
-cut -d' ' -f2- $w/all | comm -23 - $w/conf >$w/paths
+}' | grep -Ev "^[^ ]+ [^ ]+ ($excl)" | sort -k3 -u >$w/all
+cut -d' ' -f3- $w/all | sort | comm -23 - $w/conf >$w/paths
 tr '\n' '\0' <$w/paths | xargs -0 -r stat -c '%F|%n' 2>/dev/null |
 	awk -F'|' '$1=="regular file"||$1=="regular empty file"{print substr($0, index($0,"|")+1)}' >$w/files
 echo "files $(wc -l <$w/files)"
@@ -55,7 +55,7 @@ tr '\n' '\0' <$w/files | xargs -0 -r lsattr -d >$w/attrs 2>&1
 echo "locked $(awk '$1 ~ /i/' $w/attrs | wc -l)"
 awk '$1 !~ /i/ {print substr($0, index($0," ")+1)}' $w/attrs | sort >$w/mut
 # the status of each mutable file's package
-awk 'FILENAME==ARGV[1] {m[$0]=1; next} {p=substr($0, index($0," ")+1); if (p in m) print "M", $1, p}' $w/mut $w/all
+awk 'FILENAME==ARGV[1] {m[$0]=1; next} {p=$0; sub(/^[^ ]+ [^ ]+ /, "", p); if (p in m) print "M", $1, $2, p}' $w/mut $w/all
 tr '\n' '\0' <$w/conf | xargs -0 -r lsattr -d 2>/dev/null | awk '$1 ~ /i/ {print "C", substr($0, index($0," ")+1)}'
 cat /var/lib/debseal/journal/* 2>/dev/null | grep -o '"path": *"[^"]*"' | sed 's/^"path": *"//; s/"$//' | sort -u | sed 's/^/J /'
 rm -rf $w
@@ -64,7 +64,7 @@ rm -rf $w
 // sealState is what sealScript found.
 type sealState struct {
 	files, locked int
-	mutable       map[string]string // path -> its package's status
+	mutable       map[string]mutable // path -> its package
 	lockedConf    []string
 	journal       map[string]bool
 }
@@ -74,7 +74,7 @@ func (g *guest) seal() sealState {
 	start := time.Now()
 	out := g.run(sealScript)
 	defer func() { g.t.Logf("seal check: %v", time.Since(start).Round(100*time.Millisecond)) }()
-	s := sealState{mutable: map[string]string{}, journal: map[string]bool{}}
+	s := sealState{mutable: map[string]mutable{}, journal: map[string]bool{}}
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.SplitN(l, " ", 2)
 		if len(f) < 2 {
@@ -86,8 +86,8 @@ func (g *guest) seal() sealState {
 		case "locked":
 			s.locked, _ = strconv.Atoi(f[1])
 		case "M":
-			if st, p, ok := strings.Cut(f[1], " "); ok {
-				s.mutable[p] = st
+			if m := strings.SplitN(f[1], " ", 3); len(m) == 3 {
+				s.mutable[m[2]] = mutable{status: m[0], pkg: m[1]}
 			}
 		case "C":
 			s.lockedConf = append(s.lockedConf, f[1])
@@ -112,15 +112,19 @@ func (s sealState) allLocked(t *testing.T, when string) {
 	}
 }
 
-func sample(m map[string]string) string {
+// mutable is a package file found without the flag: its package and that
+// package's dpkg status (db:Status-Abbrev: ii, iU, iHR ...).
+type mutable struct{ status, pkg string }
+
+func sample(m map[string]mutable) string {
 	var b strings.Builder
 	n := 0
-	for p, st := range m {
+	for p, mu := range m {
 		if n == 20 {
 			b.WriteString(" ...")
 			break
 		}
-		b.WriteString(" " + p + "(" + st + ")")
+		b.WriteString(" " + p + "(" + mu.pkg + " " + mu.status + ")")
 		n++
 	}
 	return b.String()

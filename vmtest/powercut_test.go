@@ -165,29 +165,41 @@ func (e *env) powerCutControl(t *testing.T, sealed string) {
 
 // checkAfterCut returns what is wrong after the boot, before any admin
 // action: the recover unit must have run, and every mutable package file
-// must be one a debseal journal names, or belong to a package dpkg has
-// not configured. It also returns how many mutable files nothing explains.
+// must be explained by what the recovery wrote: a debseal journal that
+// still names it (a file it could not relock), or its output in this
+// boot's system journal naming the file's package as pending ("pending:
+// PKG is not configured; it is locked once dpkg configures it") while dpkg
+// indeed has not configured it. It also returns how many mutable files
+// nothing explains.
 func (g *guest) checkAfterCut(when string) ([]string, int) {
 	g.t.Helper()
 	var problems []string
 	ran, res, st := g.unitRan("debseal-recover.service")
-	s := g.seal()
-	var unexplained []string
-	unconfigured := 0
-	for p, status := range s.mutable {
-		switch {
-		case ran && s.journal[p]:
-			// Left by a recover that ran and could not relock it:
-			// the journal says so. Without the recover run, a
-			// journal excuses nothing: nothing looked at it.
-		case status != "ii":
-			unconfigured++
-		default:
-			unexplained = append(unexplained, p)
+	pending := map[string]bool{}
+	for _, l := range grepLines(g.run("journalctl -b -o cat -u debseal-recover.service"), "pending: ") {
+		if f := strings.Fields(l); len(f) > 1 {
+			pending[strings.SplitN(f[1], ":", 2)[0]] = true
 		}
 	}
-	g.t.Logf("%s, after boot: recover ran %v (%s, status %s); %d of %d locked; mutable: %d named by a journal or unconfigured (%d), %d unexplained",
-		when, ran, res, st, s.locked, s.files, len(s.mutable)-len(unexplained), unconfigured, len(unexplained))
+	s := g.seal()
+	var unexplained []string
+	byJournal, byPending := 0, 0
+	for p, m := range s.mutable {
+		switch {
+		case !ran:
+			// Without the recover run nothing explains a mutable
+			// file: a journal it left is one nothing looked at.
+			unexplained = append(unexplained, p)
+		case s.journal[p]:
+			byJournal++
+		case pending[m.pkg] && m.status != "ii":
+			byPending++
+		default:
+			unexplained = append(unexplained, p+" ("+m.pkg+" "+m.status+")")
+		}
+	}
+	g.t.Logf("%s, after boot: recover ran %v (%s, status %s); %d of %d locked; mutable: %d named by a debseal journal, %d of packages the recovery left pending, %d unexplained",
+		when, ran, res, st, s.locked, s.files, byJournal, byPending, len(unexplained))
 	if len(s.lockedConf) > 0 {
 		problems = append(problems, fmt.Sprintf("%s: conffiles locked: %v", when, s.lockedConf))
 	}
@@ -195,7 +207,8 @@ func (g *guest) checkAfterCut(when string) ([]string, int) {
 		problems = append(problems, fmt.Sprintf("%s: debseal-recover.service did not run at boot", when))
 	}
 	if len(unexplained) > 0 {
-		problems = append(problems, fmt.Sprintf("%s: %d mutable after boot, no journal names them: %v", when, len(unexplained), unexplained[:min(20, len(unexplained))]))
+		slices.Sort(unexplained)
+		problems = append(problems, fmt.Sprintf("%s: %d mutable after boot, nothing the recovery wrote explains them: %v", when, len(unexplained), unexplained[:min(20, len(unexplained))]))
 	}
 	return problems, len(unexplained)
 }
