@@ -10,7 +10,7 @@ BIN      := bin/debseal
 DEB_VERSION ?= 0.1.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)
 # Fuzz time per target: none locally by default (the seed corpora still run
 # as unit tests), a bounded run under CI, long runs with make fuzz.
-FUZZTIME ?= $(if $(filter true,$(CI)),20s,)
+FUZZTIME ?= $(if $(filter true,$(CI)),10s,)
 
 export CGO_ENABLED := 0
 
