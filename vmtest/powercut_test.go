@@ -53,6 +53,15 @@ func (e *env) cutSet() []string {
 	return set
 }
 
+// cutTransactions returns the apt commands that upgrade the cut set and
+// downgrade it back to the image's versions.
+func (e *env) cutTransactions(t *testing.T) (up, down string) {
+	t.Helper()
+	cuts := e.cutSet()
+	return aptGet + "install " + strings.Join(cuts, " "),
+		aptGet + "--allow-downgrades install " + e.downgradeSpecs(t, cuts...)
+}
+
 // downgradeSpecs returns pkg=version for the image's own versions of the
 // upgrade set, or of only the named packages.
 func (e *env) downgradeSpecs(t *testing.T, only ...string) string {
@@ -84,10 +93,8 @@ func (e *env) powerCut(t *testing.T, sealed string, points []cutPoint) {
 	disk := e.overlay(t, "powercut", sealed)
 	g := e.boot(t, disk)
 	g.run("apt-get -q update")
-	cuts := e.cutSet()
-	t.Logf("the cuts go through %v", cuts)
-	up := aptGet + "install " + strings.Join(cuts, " ")
-	down := aptGet + "--allow-downgrades install " + e.downgradeSpecs(t, cuts...)
+	t.Logf("the cuts go through %v", e.cutSet())
+	up, down := e.cutTransactions(t)
 	for i, p := range points {
 		start := time.Now()
 		// The sealed guest has the image's versions: upgrade first.
@@ -149,7 +156,8 @@ func (e *env) powerCutControl(t *testing.T, sealed string) {
 	g := e.boot(t, disk)
 	g.run("apt-get -q update && systemctl disable debseal-recover.service")
 	// The sealed guest has the image's versions: the upgrade changes it.
-	g.cutDuring(aptGet+"install "+strings.Join(e.cutSet(), " "), cutPoints[1])
+	up, _ := e.cutTransactions(t)
+	g.cutDuring(up, cutPoints[1])
 	g.boot()
 	problems, unexplained := g.checkAfterCut("control: " + cutPoints[1].name + ", recover unit disabled")
 	// Not only "the unit did not run", which disabling it says by itself:
