@@ -95,11 +95,14 @@ func (e *env) powerCut(t *testing.T, sealed string, points []cutPoint) {
 	g.run("apt-get -q update")
 	t.Logf("the cuts go through %v", e.cutSet())
 	up, down := e.cutTransactions(t)
+	image := e.downgradeSpecs(t, e.cutSet()...)
 	for i, p := range points {
 		start := time.Now()
-		// The sealed guest has the image's versions: upgrade first.
+		// A cut may land before dpkg changed anything, and the repair
+		// then leaves the image's versions: the direction comes from
+		// what the guest has, not from the cut's number.
 		tx, dir := up, "upgrade"
-		if i%2 == 1 {
+		if !g.hasVersions(image) {
 			tx, dir = down, "downgrade"
 		}
 		when := fmt.Sprintf("cut %d (%s, %s)", i+1, p.name, dir)
@@ -113,6 +116,23 @@ func (e *env) powerCut(t *testing.T, sealed string, points []cutPoint) {
 		t.Logf("%s: %v", when, time.Since(start).Round(time.Second))
 	}
 	g.shutdown()
+}
+
+// hasVersions reports whether every pkg=version of specs is installed.
+func (g *guest) hasVersions(specs string) bool {
+	g.t.Helper()
+	var pkgs []string
+	for _, s := range strings.Fields(specs) {
+		pkgs = append(pkgs, strings.SplitN(s, "=", 2)[0])
+	}
+	out := g.run("dpkg-query -W -f='${Package}=${Version}\\n' " + strings.Join(pkgs, " "))
+	have := strings.Fields(out)
+	for _, s := range strings.Fields(specs) {
+		if !slices.Contains(have, s) {
+			return false
+		}
+	}
+	return true
 }
 
 // cutDuring starts tx and kills the guest at p.
