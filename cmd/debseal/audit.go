@@ -143,6 +143,9 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
+	if err := auditGuard(g, sum, rend.finding); err != nil {
+		return err
+	}
 	rend.done(sum)
 	if o.Textfile != "" {
 		if err := writeTextfile(o.Textfile, sum); err != nil {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/debseal/debseal/pkg/audit"
+	"github.com/debseal/debseal/pkg/testutil"
 )
 
 func render(t *testing.T, format string, fs []audit.Finding, sum *audit.Summary) string {
@@ -88,5 +90,26 @@ func TestRenderers(t *testing.T) {
 	}
 	if got := render(t, "dpkg", fs[1:3], sum); strings.Count(got, "\n") != 1 {
 		t.Errorf("two findings on one path gave %q, want one dpkg line", got)
+	}
+}
+
+// TestKindsDocumented: every finding kind is in docs/audit.md's table and
+// in the man page, so a new kind cannot ship undocumented.
+func TestKindsDocumented(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	for _, doc := range []string{"docs/audit.md", "docs/debseal.8.md"} {
+		b, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range audit.Kinds() {
+			want := "`" + k.String() + "`"
+			if doc == "docs/debseal.8.md" {
+				want = "**" + k.String() + "**"
+			}
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s does not document the kind %s", doc, want)
+			}
+		}
 	}
 }

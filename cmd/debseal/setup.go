@@ -17,6 +17,7 @@ import (
 	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/policy"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -30,6 +31,7 @@ func init() {
 type setupOpts struct {
 	Mode   string
 	Binary string // where debseal is inside the root
+	Guard  *bool  // install (true) or remove (false) the capability guard; nil: leave it as it is
 }
 
 func setupCommand() *cli.Command {
@@ -44,13 +46,23 @@ func setupCommand() *cli.Command {
 			"  wrapper     apt runs dpkg through debseal (Dir::Bin::dpkg); by hand, use debseal dpkg\n" +
 			"  divert      /usr/bin/dpkg itself becomes debseal's wrapper (dpkg-divert --local --no-rename;\n" +
 			"              the real dpkg moves to /usr/bin/dpkg.distrib): every caller\n\n" +
+			"--guard also takes CAP_LINUX_IMMUTABLE from every systemd service (a drop-in in\n" +
+			"/etc/systemd/system/service.d/), so a compromised daemon running as root cannot clear\n" +
+			"the flag; the units that run package management or root logins keep it (debseal.conf\n" +
+			"guard-allow adds more). --guard=false removes it; without either, it stays as it is.\n\n" +
 			"Running it again changes nothing. Remove with debseal teardown.\n\n" + exitHelp("setup"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "mode", Value: "dpkg-hooks", Usage: "`MODE`: dpkg-hooks, apt-hooks, wrapper or divert"},
 			&cli.StringFlag{Name: "binary", Value: aptconf.DefaultBinary, Usage: "where debseal is installed inside the root (`PATH`)"},
+			&cli.BoolFlag{Name: "guard", Usage: "take CAP_LINUX_IMMUTABLE from systemd services except the allowed ones (--guard=false: give it back)"},
 		},
 		Action: func(c *cli.Context) error {
-			return runSetup(c.Context, globalsFrom(c), setupOpts{Mode: c.String("mode"), Binary: c.String("binary")}, c.App.Writer)
+			o := setupOpts{Mode: c.String("mode"), Binary: c.String("binary")}
+			if c.IsSet("guard") {
+				on := c.Bool("guard")
+				o.Guard = &on
+			}
+			return runSetup(c.Context, globalsFrom(c), o, c.App.Writer)
 		},
 	}
 }
@@ -60,7 +72,8 @@ func teardownCommand() *cli.Command {
 		Name:  "teardown",
 		Usage: "remove the dpkg/apt integration that debseal setup installed",
 		Description: "Removes exactly the files of the installed mode (and, for divert, puts the real dpkg\n" +
-			"back). It does not unlock anything: debseal unlock --all does that.\n\n" + exitHelp("teardown"),
+			"back) and the capability guard's drop-ins. It does not unlock anything: debseal unlock\n" +
+			"--all does that.\n\n" + exitHelp("teardown"),
 		Action: func(c *cli.Context) error {
 			return runTeardown(c.Context, globalsFrom(c), c.App.Writer)
 		},
@@ -213,6 +226,13 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 	if cur != o.Mode {
 		changed = true
 	}
+	guardChanged := false
+	if err == nil && o.Guard != nil {
+		var gerr error
+		if guardChanged, gerr = setupGuard(g, *o.Guard, &undo); gerr != nil {
+			err = undo.failed(fmt.Errorf("setup: capability guard: %w", gerr))
+		}
+	}
 	if err == nil {
 		if _, werr := writeRootFile(g.Root, modeFile, []byte(o.Mode+"\n"), 0o644); werr != nil {
 			err = undo.failed(werr)
@@ -233,7 +253,26 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 	} else {
 		fmt.Fprintf(out, "debseal: %s mode already installed\n", o.Mode)
 	}
+	if guardChanged {
+		pol, _ := policy.Load(g.Config) // setupGuard read it already
+		fmt.Fprintln(out, guardMessage(*o.Guard, pol.GuardAllow))
+		return reloadSystemd(ctx, g, out)
+	}
 	return nil
+}
+
+// setupGuard installs or removes the capability guard with the allow
+// list of debseal.conf.
+func setupGuard(g globalOpts, on bool, undo *undoStack) (bool, error) {
+	var allow []string
+	if on {
+		pol, err := policy.Load(g.Config)
+		if err != nil {
+			return false, err
+		}
+		allow = pol.GuardAllow
+	}
+	return applyGuard(g, on, allow, undo)
 }
 
 // installMode installs one mode's pieces, pushing the undo of each step.
@@ -313,6 +352,13 @@ func runTeardown(ctx context.Context, g globalOpts, out io.Writer) error {
 			break
 		}
 	}
+	guardChanged := false
+	if err == nil {
+		var gerr error
+		if guardChanged, gerr = applyGuard(g, false, nil, &undo); gerr != nil {
+			err = undo.failed(fmt.Errorf("teardown: capability guard: %w", gerr))
+		}
+	}
 	if err == nil {
 		if _, rerr := removeRootFile(g.Root, modeFile); rerr != nil {
 			err = undo.failed(rerr)
@@ -327,6 +373,10 @@ func runTeardown(ctx context.Context, g globalOpts, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(out, "debseal: integration removed")
+	if guardChanged {
+		fmt.Fprintln(out, guardMessage(false, nil))
+		return reloadSystemd(ctx, g, out)
+	}
 	return nil
 }
 

@@ -67,6 +67,13 @@ type statusReport struct {
 	// ForeignLinks are package files whose inode has a hard link no
 	// package path accounts for (maybe outside the root): never locked.
 	ForeignLinks []foreignLink `json:"foreign_links"`
+	Guard        guardJSON     `json:"guard"`
+}
+
+// guardJSON is the capability guard's state: its drop-ins under the root.
+type guardJSON struct {
+	On      bool     `json:"on"`
+	Allowed []string `json:"allowed"` // units that keep CAP_LINUX_IMMUTABLE (their allow drop-in is there)
 }
 
 type foreignLink struct {
@@ -175,6 +182,14 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 	}
 	if rep.Installed == nil {
 		rep.Installed = []string{}
+	}
+	if gs, gerr := readGuard(g.Root); gerr != nil {
+		problems = append(problems, gerr)
+	} else {
+		rep.Guard = guardJSON(gs)
+	}
+	if rep.Guard.Allowed == nil {
+		rep.Guard.Allowed = []string{}
 	}
 	if rep.Pending, err = seal.Pending(g.Root); err != nil {
 		return err
@@ -298,6 +313,14 @@ func printStatus(w io.Writer, rep statusReport) {
 			inst = "nothing"
 		}
 		fmt.Fprintf(w, "integration: the mode file says %s, but %s is installed (debseal setup --mode MODE, or debseal teardown, makes it whole)\n", mode, inst)
+	}
+	switch {
+	case rep.Guard.On:
+		fmt.Fprintf(w, "capability guard: on; these units keep CAP_LINUX_IMMUTABLE: %s\n", strings.Join(rep.Guard.Allowed, " "))
+	case len(rep.Guard.Allowed) > 0:
+		fmt.Fprintf(w, "capability guard: off, but allow drop-ins are left for %s (debseal setup --guard, or --guard=false, makes it whole)\n", strings.Join(rep.Guard.Allowed, " "))
+	default:
+		fmt.Fprintln(w, "capability guard: off (debseal setup --guard)")
 	}
 	if len(rep.Pending) > 0 {
 		fmt.Fprintf(w, "still to be locked (not configured yet, or the last relock failed; every debseal run retries): %v\n", rep.Pending)

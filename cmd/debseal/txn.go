@@ -255,6 +255,12 @@ func (l *eventLog) end(rep *seal.EndReport, what string) {
 // They also read the policy differently (hookPolicy, loadPolicy); log is
 // where a hook says which it applies.
 func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog) (*seal.Session, func(), error) {
+	// Without the capability nothing can be unlocked or relocked: stop
+	// before dpkg changes anything rather than let it fail on the first
+	// locked file it must replace, half way through.
+	if why := missingCapability(); why != "" {
+		return nil, nil, errors.New(why)
+	}
 	var pol *policy.Config
 	var err error
 	if inPath {

@@ -38,12 +38,13 @@ const (
 	BadManifest                     // a manifest that does not parse or fails its checksum
 	NoManifest                      // a sealed package has no manifest for its installed version
 	ForeignLink                     // a sealed file's inode has a hard link no package path accounts for (never locked)
+	CapableService                  // capability guard on, but a running service still holds CAP_LINUX_IMMUTABLE (Path is its unit)
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link"}
+	"no-manifest", "foreign-link", "capable-service"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
@@ -83,6 +84,10 @@ type Finding struct {
 
 func (f Finding) String() string {
 	s := fmt.Sprintf("%s %s [%s]", f.Kind, f.Real, f.Package)
+	if f.Package == "" {
+		// A finding about the system, not a package's file.
+		s = fmt.Sprintf("%s %s", f.Kind, f.Real)
+	}
 	if f.Real != f.Path {
 		s += fmt.Sprintf(" (listed as %s)", f.Path)
 	}

@@ -18,6 +18,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/debseal/debseal/pkg/guard"
 )
 
 // DefaultExcluded are the trees whose files are never locked unless an
@@ -65,6 +67,7 @@ type Config struct {
 	UnlockScope     Scope
 	Rules           []Rule   // defaults first, then the file's, in order; the last match wins
 	ExcludePackages []string // glob patterns on package names
+	GuardAllow      []string // service units that keep CAP_LINUX_IMMUTABLE under setup --guard
 }
 
 // Default returns the built-in policy.
@@ -159,6 +162,21 @@ var settings = []setting{
 		format: func(c *Config, w *strings.Builder) {
 			for _, p := range c.ExcludePackages {
 				fmt.Fprintf(w, "exclude-package = %s\n", p)
+			}
+		},
+	},
+	{
+		name: "guard-allow", takes: "a service unit (NAME.service, or a template NAME@.service)", repeat: true,
+		set: func(c *Config, val string, _ int) error {
+			if guard.CheckUnit(val) != nil {
+				return fmt.Errorf("%q is not a service unit name (NAME.service, or a template NAME@.service)", val)
+			}
+			c.GuardAllow = append(c.GuardAllow, val)
+			return nil
+		},
+		format: func(c *Config, w *strings.Builder) {
+			for _, u := range c.GuardAllow {
+				fmt.Fprintf(w, "guard-allow = %s\n", u)
 			}
 		},
 	},

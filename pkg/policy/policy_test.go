@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -143,6 +144,20 @@ func TestSettings(t *testing.T) {
 				`lib\_x`:        `'_' cannot appear`,
 			},
 		},
+		{
+			key: "guard-allow",
+			good: map[string]check{
+				"puppet.service": func(c *Config) bool { return slices.Equal(c.GuardAllow, []string{"puppet.service"}) },
+				"getty@.service": func(c *Config) bool { return slices.Equal(c.GuardAllow, []string{"getty@.service"}) },
+			},
+			bad: map[string]string{
+				"puppet":       "is not a service unit name",
+				"puppet.timer": "is not a service unit name",
+				"../x.service": "is not a service unit name",
+				"a b.service":  "is not a service unit name",
+				"":             "no value (it takes a service unit",
+			},
+		},
 	}
 	tested := map[string]bool{}
 	for _, tt := range tests {
@@ -186,7 +201,7 @@ func TestParseErrors(t *testing.T) {
 		msg      string
 	}{
 		{"no equals", "lock-directories\n", 1, `want "key = value"`},
-		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, exclude-path, include-path, exclude-package`},
+		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, exclude-path, include-path, exclude-package, guard-allow`},
 		{"typo in a key", "unlock-scop = all\n", 1, "(did you mean unlock-scope?)"},
 		{"case of a key", "Exclude-Path = /x\n", 1, "(did you mean exclude-path?)"},
 		{"far from any key", "colour = blue\n", 1, `unknown setting "colour"; the settings are`},
