@@ -14,7 +14,7 @@ else
 	# The VM suite (vmtest/) runs alone, after the rest: beside the chroot
 	# suite its emulated guest ran five to seven times slower (a boot took
 	# 2 minutes, dpkg --verify 97 s instead of 13) and would hit its step
-	# timeouts; alone it takes about 16 minutes.
+	# timeouts; alone it takes about 20 minutes.
 	mapfile -t pkgs < <(go list ./... | grep -v '/vmtest$')
 	go test -json -count=1 -timeout 80m "${pkgs[@]}" >"$json" || rc=$?
 	go test -json -count=1 -timeout 40m ./vmtest >>"$json" || rc=$?
