@@ -68,6 +68,10 @@ type Config struct {
 	Rules           []Rule   // defaults first, then the file's, in order; the last match wins
 	ExcludePackages []string // glob patterns on package names
 	GuardAllow      []string // service units that keep CAP_LINUX_IMMUTABLE under setup --guard
+	// MountAllow are mount points (or globs over them) where a mount is
+	// expected although it hides sealed files (mount-allow); the
+	// audit's shadow check (pkg/shadow) reports every other one.
+	MountAllow []string
 }
 
 // Default returns the built-in policy.
@@ -177,6 +181,21 @@ var settings = []setting{
 		format: func(c *Config, w *strings.Builder) {
 			for _, u := range c.GuardAllow {
 				fmt.Fprintf(w, "guard-allow = %s\n", u)
+			}
+		},
+	},
+	{
+		name: "mount-allow", takes: "a mount point or glob starting with /", repeat: true,
+		set: func(c *Config, val string, _ int) error {
+			if err := checkMountPattern(val); err != nil {
+				return err
+			}
+			c.MountAllow = append(c.MountAllow, val)
+			return nil
+		},
+		format: func(c *Config, w *strings.Builder) {
+			for _, p := range c.MountAllow {
+				fmt.Fprintf(w, "mount-allow = %s\n", p)
 			}
 		},
 	},
@@ -395,6 +414,30 @@ func checkPathPattern(v string) error {
 	return nil
 }
 
+// checkMountPattern checks a mount-allow value: a glob over mount points
+// as the kernel shows them within the root (absolute, clean, no trailing
+// '/').
+func checkMountPattern(v string) error {
+	if err := checkValue(v); err != nil {
+		return err
+	}
+	if v[0] != '/' {
+		return fmt.Errorf("%q must start with /", v)
+	}
+	if err := checkPattern(v); err != nil {
+		return fmt.Errorf("%q: %w", v, err)
+	}
+	if strings.HasSuffix(v, "/") {
+		return fmt.Errorf("%q: a mount point has no trailing / (and the root's own mount is never reported)", v)
+	}
+	for _, bad := range []struct{ in, says string }{{"//", "//"}, {"/./", "/."}, {"/../", "/.."}} {
+		if strings.Contains(v+"/", bad.in) {
+			return fmt.Errorf("%q: no mount point contains %q", v, bad.says)
+		}
+	}
+	return nil
+}
+
 // checkPackagePattern checks an exclude-package value: a glob that can
 // match a package name (lowercase letters, digits, '+', '-', '.'; no
 // ":arch").
@@ -453,6 +496,20 @@ func (c *Config) PathLocked(path string) (bool, Rule) {
 func (c *Config) PackageExcluded(name string) bool {
 	for _, p := range c.ExcludePackages {
 		if match(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// MountAllowed reports whether a mount-allow line names the mount point
+// (as the kernel shows it, within the root): a pattern without wildcards
+// names that mount point only, not the mounts below it; one with
+// wildcards is matched against the whole mount point, '*' matching '/'
+// too.
+func (c *Config) MountAllowed(point string) bool {
+	for _, p := range c.MountAllow {
+		if match(p, point) {
 			return true
 		}
 	}

@@ -158,6 +158,31 @@ func TestSettings(t *testing.T) {
 				"":             "no value (it takes a service unit",
 			},
 		},
+		{
+			key: "mount-allow",
+			good: map[string]check{
+				"/usr/lib/x": func(c *Config) bool {
+					return c.MountAllowed("/usr/lib/x") && !c.MountAllowed("/usr/lib/x/y") && !c.MountAllowed("/usr/lib")
+				},
+				"/srv/*": func(c *Config) bool {
+					return c.MountAllowed("/srv/a") && c.MountAllowed("/srv/a/b") && !c.MountAllowed("/srv")
+				},
+				"/opt/My App": func(c *Config) bool { return c.MountAllowed("/opt/My App") },
+				"/mnt/[ab]":   func(c *Config) bool { return c.MountAllowed("/mnt/a") && !c.MountAllowed("/mnt/c") },
+			},
+			bad: map[string]string{
+				"usr/lib":   "must start with /",
+				"*/x":       "must start with /",
+				"/":         "no trailing /",
+				"/usr/lib/": "no trailing /",
+				"/usr//lib": `contains "//"`,
+				"/usr/../x": `contains "/.."`,
+				"/usr/.":    `contains "/."`,
+				"/usr/[x":   "unterminated [",
+				"/x\x01":    "control character",
+				"":          "no value (it takes a mount point or glob starting with /)",
+			},
+		},
 	}
 	tested := map[string]bool{}
 	for _, tt := range tests {
@@ -201,7 +226,7 @@ func TestParseErrors(t *testing.T) {
 		msg      string
 	}{
 		{"no equals", "lock-directories\n", 1, `want "key = value"`},
-		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, exclude-path, include-path, exclude-package, guard-allow`},
+		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, exclude-path, include-path, exclude-package, guard-allow, mount-allow`},
 		{"typo in a key", "unlock-scop = all\n", 1, "(did you mean unlock-scope?)"},
 		{"case of a key", "Exclude-Path = /x\n", 1, "(did you mean exclude-path?)"},
 		{"far from any key", "colour = blue\n", 1, `unknown setting "colour"; the settings are`},
@@ -274,12 +299,12 @@ func TestUnlockAll(t *testing.T) {
 }
 
 func TestFormat(t *testing.T) {
-	in := "exclude-package = x*\nexclude-path = /a # c\ninclude-path = /a/b\nunlock-scope = ALL\nexclude-path = *.pyc\n"
+	in := "mount-allow = /srv/*\nexclude-package = x*\nexclude-path = /a # c\ninclude-path = /a/b\nunlock-scope = ALL\nexclude-path = *.pyc\nmount-allow = /usr/lib/x\n"
 	c, err := Parse(strings.NewReader(in), "c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "lock-directories = no\nunlock-scope = all\nexclude-path = /a\ninclude-path = /a/b\nexclude-path = *.pyc\nexclude-package = x*\n"
+	want := "lock-directories = no\nunlock-scope = all\nexclude-path = /a\ninclude-path = /a/b\nexclude-path = *.pyc\nexclude-package = x*\nmount-allow = /srv/*\nmount-allow = /usr/lib/x\n"
 	if got := c.Format(); got != want {
 		t.Errorf("Format() = %q, want %q", got, want)
 	}
@@ -404,6 +429,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("exclude-package = linux-*\ninclude-path = /var/x\n")
 	f.Add("unlock-scope = all # c\nexclude-path = /opt\ninclude-path = /opt/x\nexclude-path = *.pyc\n")
 	f.Add("exclude-path = /a#b\nexclude-package = lib[[:alpha:]]\\+\n")
+	f.Add("mount-allow = /srv/*\nmount-allow = /usr/lib/[a-z]x\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := Parse(strings.NewReader(in), "fuzz.conf")
 		if err != nil {
