@@ -46,6 +46,11 @@ func OpenRoot(path string) (*Root, error) {
 // Close releases the root.
 func (r *Root) Close() error { return unix.Close(r.fd) }
 
+// Real is the root's own path with every symlink resolved, as the kernel
+// names it (d_path of the open directory): what /proc/self/mountinfo
+// prints for a mount point at the root.
+func (r *Root) Real() string { return r.real }
+
 // display joins a root-relative path to the root for messages.
 func (r *Root) display(rel string) string {
 	return filepath.Join(r.Path, rel)

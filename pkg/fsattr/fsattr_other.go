@@ -21,6 +21,9 @@ func (r *Root) OpenDir(rel string) (*Dir, error) { return nil, ErrNotSupported }
 // Close does nothing.
 func (r *Root) Close() error { return nil }
 
+// Real is the root's path (not resolved on this system).
+func (r *Root) Real() string { return r.Path }
+
 // Ident always fails with ErrNotSupported.
 func (d *Dir) Ident() (Ident, error) { return Ident{}, ErrNotSupported }
 
