@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Mount mounts a fresh filesystem of type fstype on dir and unmounts it
@@ -48,13 +50,19 @@ func Mount(t testing.TB, fstype, dir string) string {
 			// This kernel has no vfat driver: use the same image through
 			// FUSE, which is how FAT reaches some systems anyway.
 			RequireCommand(t, "fusefat", "fusermount")
-			run(t, "fusefat", "-o", "rw+", img, dir)
+			// nonempty: FUSE refuses a directory with files in it
+			// otherwise, and fusefat still exits 0.
+			run(t, "fusefat", "-o", "rw+,nonempty", img, dir)
 			name = "fuse.fusefat"
 			umount = []string{"fusermount", "-u", dir}
 		} else {
 			umount = []string{"umount", dir}
 		}
 	}
+	// Only a filesystem that is really there is cleared and unmounted:
+	// clearing the directory underneath would clear flags the test did
+	// not set on the mounted filesystem.
+	requireMounted(t, dir, name)
 	t.Cleanup(func() {
 		if err := clearTree(dir); err != nil {
 			t.Errorf("clearing flags on %s: %v", dir, err)
@@ -71,4 +79,33 @@ func run(t testing.TB, name string, args ...string) {
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// requireMounted fails the test unless dir is on another device than its
+// parent directory (a mount helper may exit 0 without mounting).
+func requireMounted(t testing.TB, dir, what string) {
+	t.Helper()
+	var st, parent unix.Stat_t
+	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
+		t.Fatalf("stat %s: %v", filepath.Dir(dir), err)
+	}
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatalf("stat %s: %v", dir, err)
+	}
+	if st.Dev == parent.Dev {
+		t.Fatalf("%s: nothing is mounted at %s after mounting it", what, dir)
+	}
+}
+
+// MountArgs runs "mount ARGS... DIR" (a bind mount, an overlay, proc…) and
+// unmounts DIR when the test ends, failing the test if it cannot.
+func MountArgs(t testing.TB, dir string, args ...string) {
+	t.Helper()
+	RequireRoot(t)
+	run(t, "mount", append(args, dir)...)
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", dir, err, out)
+		}
+	})
 }
