@@ -17,7 +17,9 @@ import (
 	"github.com/debseal/debseal/pkg/audit"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/shadow"
 	"github.com/urfave/cli/v2"
 )
 
@@ -45,6 +47,9 @@ func auditCommand() *cli.Command {
 			"Incremental once ROOT/var/lib/debseal/audit.cache exists: an immutable file whose ctime,\n" +
 			"mtime, size and inode are unchanged is not read again (--full reads everything; the\n" +
 			"cache is written when ROOT/var/lib/debseal exists). See docs/audit.md.\n" +
+			"Mounts below the root that hide sealed files (a bind, tmpfs, overlay or FUSE mount over a\n" +
+			"package path; not /proc, /sys, /dev, /run, a separate filesystem at /usr, /boot, /var...,\n" +
+			"nor mount-allow) are reported first, as shadowed (see debseal(8)).\n" +
 			"Informational lines (path-excluded files) are not findings.\n\n" + exitHelp("audit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
@@ -136,7 +141,7 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 		}
 	}
 	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, FS: sys.fs.Root,
-		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root),
+		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root), Mounts: mountinfo.Self,
 		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
 			Progress: newProgress(o.Stderr, true)}}
 	sum, err := a.Run(ctx, pkgs, rend.finding)
@@ -271,18 +276,40 @@ type jsonRenderer struct {
 
 // jsonFinding is the documented schema (docs/audit.md).
 type jsonFinding struct {
-	Type     string `json:"type"` // "finding"
-	Kind     string `json:"kind"`
-	Info     bool   `json:"info,omitempty"`
-	Package  string `json:"package"`
-	Path     string `json:"path"`
-	Real     string `json:"real,omitempty"`
-	Conffile bool   `json:"conffile,omitempty"`
-	Expected string `json:"expected,omitempty"`
-	Actual   string `json:"actual,omitempty"`
-	Source   string `json:"source,omitempty"`
-	Error    string `json:"error,omitempty"`
-	Dpkg     string `json:"dpkg,omitempty"`
+	Type     string     `json:"type"` // "finding"
+	Kind     string     `json:"kind"`
+	Info     bool       `json:"info,omitempty"`
+	Package  string     `json:"package"`
+	Path     string     `json:"path"`
+	Real     string     `json:"real,omitempty"`
+	Conffile bool       `json:"conffile,omitempty"`
+	Expected string     `json:"expected,omitempty"`
+	Actual   string     `json:"actual,omitempty"`
+	Source   string     `json:"source,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Dpkg     string     `json:"dpkg,omitempty"`
+	Mount    *mountJSON `json:"mount,omitempty"` // shadowed only
+}
+
+// mountJSON is a mount that hides sealed files: a shadowed finding's
+// "mount", an element of status's "shadowed" (docs/audit.md, docs/json.md).
+type mountJSON struct {
+	MountPoint string   `json:"mount_point"` // within the root
+	ID         int      `json:"id"`
+	Parent     int      `json:"parent"`
+	Device     string   `json:"device"` // major:minor
+	Root       string   `json:"root"`   // the directory of the filesystem mounted there
+	FSType     string   `json:"fstype"`
+	Source     string   `json:"source"`
+	Options    []string `json:"options"`
+	Hidden     int      `json:"hidden_files"`
+	Packages   []string `json:"packages"`
+	what       string   // shadow.Mount.Describe, for the text
+}
+
+func newMountJSON(s *shadow.Shadow) *mountJSON {
+	return &mountJSON{MountPoint: s.Point, ID: s.ID, Parent: s.Parent, Device: fmt.Sprintf("%d:%d", s.Major, s.Minor),
+		Root: s.Root, FSType: s.FSType, Source: s.Source, Options: s.Options, Hidden: s.Hidden, Packages: s.Packages, what: s.Describe()}
 }
 
 type jsonSummary struct {
@@ -306,6 +333,9 @@ func (r *jsonRenderer) finding(f audit.Finding) {
 	}
 	if f.Err != nil {
 		j.Error = f.Err.Error()
+	}
+	if f.Shadow != nil {
+		j.Mount = newMountJSON(f.Shadow)
 	}
 	r.enc.Encode(j)
 }
@@ -364,6 +394,8 @@ func (r *promRenderer) done(s *audit.Summary) {
 	fmt.Fprintf(w, "debseal_audit_files_cached %d\n", s.Cached)
 	metric("debseal_audit_bytes_read", "Bytes the last audit hashed.", "gauge")
 	fmt.Fprintf(w, "debseal_audit_bytes_read %d\n", s.BytesHashed)
+	metric("debseal_audit_files_shadowed", "Sealed files that mounts below the root hide (kind=\"shadowed\" counts the mounts).", "gauge")
+	fmt.Fprintf(w, "debseal_audit_files_shadowed %d\n", s.ShadowedFiles)
 	metric("debseal_audit_duration_seconds", "Wall time of the last audit.", "gauge")
 	fmt.Fprintf(w, "debseal_audit_duration_seconds %.3f\n", s.Duration.Seconds())
 	metric("debseal_audit_last_run_timestamp_seconds", "When the last audit finished (Unix time).", "gauge")

@@ -29,7 +29,7 @@ type exitRow struct {
 
 var exitTable = []exitRow{
 	{exitOK, "success", nil},
-	{exitFindings, "findings: files differ from what their packages or manifests say, or an md5sums file is malformed (audit, lock, manifest), or recover found orphans or mismatches; each is listed",
+	{exitFindings, "findings: files differ from what their packages or manifests say, a mount hides sealed files, or an md5sums file is malformed (audit, lock, manifest), or recover found orphans or mismatches; each is listed",
 		[]string{"audit", "lock", "manifest", "recover"}},
 	{exitError, "error: the command could not do its work: an unreadable or corrupt database, configuration, state or journal, an I/O error, another debseal or dpkg holding the lock, or standard output that cannot be written",
 		nil},

@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/shadow"
 	"github.com/urfave/cli/v2"
 )
 
@@ -31,6 +34,7 @@ func statusCommand() *cli.Command {
 		Description: "For each package (all installed packages by default): the files debseal manages\n" +
 			"(regular files the policy locks), how many are locked and unlocked, how many are on\n" +
 			"filesystems without inode flags, and how many listed paths are skipped and why.\n" +
+			"Then mounts below the root that hide sealed files (shadowed, as audit reports them).\n" +
 			"With --json, one object as documented in docs/json.md (\"status\").\n\n" + exitHelp("status"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
@@ -68,6 +72,9 @@ type statusReport struct {
 	// package path accounts for (maybe outside the root): never locked.
 	ForeignLinks []foreignLink `json:"foreign_links"`
 	Guard        guardJSON     `json:"guard"`
+	// Shadowed are the mounts below the root that hide sealed files
+	// (pkg/shadow): what is there is not the package's, nor locked.
+	Shadowed []*mountJSON `json:"shadowed"`
 }
 
 // guardJSON is the capability guard's state: its drop-ins under the root.
@@ -173,6 +180,15 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 			rep.Total.Skipped[s.Reason.String()]++
 		}
 	}
+	rep.Shadowed = []*mountJSON{}
+	checker := &shadow.Checker{FS: sys.fs.Root, DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, Manifests: manifest.StoreFor(g.Root)}
+	shadows, err := checker.Find(ctx, pkgs, mountinfo.Self)
+	if err != nil {
+		problems = append(problems, err)
+	}
+	for i := range shadows {
+		rep.Shadowed = append(rep.Shadowed, newMountJSON(&shadows[i]))
+	}
 	rep.Sealed = sealedOf(sys.state)
 	if rep.Mode, err = installedMode(g.Root); err != nil {
 		return err
@@ -250,6 +266,14 @@ func sealedOf(s *seal.State) sealedJSON {
 		return sealedJSON{Mode: "packages", Packages: ps}
 	}
 	return sealedJSON{Mode: "none"}
+}
+
+// firstOf names at most n of list, and how many more there are.
+func firstOf(list []string, n int) string {
+	if len(list) <= n {
+		return strings.Join(list, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(list[:n], ", "), len(list)-n)
 }
 
 func skippedSum(m map[string]int) int {
@@ -336,6 +360,12 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(w, "foreign-link: %d files have a hard link no package owns (maybe outside the root); never locked:\n", len(rep.ForeignLinks))
 		for _, f := range rep.ForeignLinks {
 			fmt.Fprintf(w, "foreign-link %s [%s]: %s\n", f.Path, f.Package, f.Detail)
+		}
+	}
+	if len(rep.Shadowed) > 0 {
+		fmt.Fprintf(w, "shadowed: %d mounts hide sealed files (what runs there is neither the package's nor locked):\n", len(rep.Shadowed))
+		for _, m := range rep.Shadowed {
+			fmt.Fprintf(w, "shadowed %s: %s hides %d sealed files of %s\n", m.MountPoint, m.what, m.Hidden, firstOf(m.Packages, 5))
 		}
 	}
 	for _, p := range rep.Packages {

@@ -17,6 +17,7 @@ import (
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/policy"
 	"github.com/debseal/debseal/pkg/progress"
 	md5simd "github.com/minio/md5-simd"
@@ -51,7 +52,11 @@ type Auditor struct {
 	FS        *fsattr.Root
 	Manifests *manifest.Store // nil: no manifests
 	Owners    *manifest.Owners
-	Opts      Options
+	// Mounts lists the mounts of the audit's mount namespace
+	// (mountinfo.Self): those that hide sealed files are Shadowed
+	// findings. nil: mounts are not checked.
+	Mounts func() ([]mountinfo.Mount, error)
+	Opts   Options
 }
 
 // Summary counts what an audit did.
@@ -62,8 +67,11 @@ type Summary struct {
 	Cached      int // regular files whose digest came from the cache
 	BytesHashed int64
 	Manifests   int // packages checked against a manifest
-	ByKind      [NumKinds]int
-	Duration    time.Duration
+	// ShadowedFiles are the sealed files the Shadowed mounts hide, summed
+	// over the mounts.
+	ShadowedFiles int
+	ByKind        [NumKinds]int
+	Duration      time.Duration
 }
 
 // Findings is the number of findings, informational kinds excluded.
@@ -94,9 +102,11 @@ type shared struct {
 }
 
 // Run audits pkgs (every package with files when nil) and calls emit for
-// each finding: per package in order, each package's findings in the order
-// of its file list, then the lock-state findings (which depend on every
-// package sharing an inode) at the end. emit is called from one goroutine.
+// each finding: first the mounts that hide sealed files (Shadowed: they
+// explain what follows), then per package in order, each package's
+// findings in the order of its file list, then the lock-state findings
+// (which depend on every package sharing an inode) at the end. emit is
+// called from one goroutine.
 // A returned error means the audit could not be done at all; problems with
 // single files or packages are findings.
 func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Finding)) (*Summary, error) {
@@ -139,6 +149,15 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	}
 	if a.Owners == nil {
 		a.Owners = manifest.LoadOwners(a.FS.Path)
+	}
+	shadowed, hidden, err := a.shadowed(ctx, pkgs)
+	if err != nil {
+		return nil, err
+	}
+	sum.ShadowedFiles = hidden
+	for _, f := range shadowed {
+		sum.ByKind[f.Kind]++
+		emit(f)
 	}
 	prog := a.Opts.Progress
 	if prog == nil {

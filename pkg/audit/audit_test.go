@@ -10,6 +10,7 @@ import (
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/policy"
 )
 
@@ -223,5 +224,66 @@ func TestLockTableVerdicts(t *testing.T) {
 				t.Errorf("findings = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunShadowed: a mount that hides sealed files is a finding, emitted
+// first, with the files it hides counted; a mount list that cannot be read
+// is an unreadable finding; with nothing sealed the list is not read.
+func TestRunShadowed(t *testing.T) {
+	root := t.TempDir()
+	admin := filepath.Join(root, "var/lib/dpkg")
+	os.MkdirAll(filepath.Join(admin, "info"), 0o755)
+	os.WriteFile(filepath.Join(admin, "status"), []byte("Package: p\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(admin, "info/p.list"), []byte("/usr\n/usr/bin\n/usr/bin/a\n/usr/bin/b\n"), 0o644)
+	os.WriteFile(filepath.Join(admin, "info/p.md5sums"), []byte(
+		"d41d8cd98f00b204e9800998ecf8427e  usr/bin/a\nd41d8cd98f00b204e9800998ecf8427e  usr/bin/b\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/a"), nil, 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/b"), nil, 0o755)
+	db, err := dpkgdb.Open(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fsattr.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	lines := "1 0 8:1 / / rw - ext4 /dev/sda1 rw\n" +
+		"2 1 0:40 / " + mountinfo.Escape(fsys.Real()) + "/usr/bin rw - tmpfs tmpfs rw\n"
+	read := 0
+	mounts := func() ([]mountinfo.Mount, error) {
+		read++
+		return mountinfo.Parse(strings.NewReader(lines), "test")
+	}
+	run := func(sealed bool, mounts func() ([]mountinfo.Mount, error)) ([]string, *Summary) {
+		t.Helper()
+		a := &Auditor{DB: db, Policy: policy.Default(), FS: fsys, Sealed: func(string) bool { return sealed }, Mounts: mounts}
+		var got []string
+		sum, err := a.Run(context.Background(), nil, func(f Finding) { got = append(got, f.String()) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, sum
+	}
+	got, sum := run(true, mounts)
+	want := "shadowed /usr/bin [p]: expected no mount, found tmpfs tmpfs (mount 2) hiding 2 sealed files (mountinfo)"
+	if len(got) == 0 || got[0] != want {
+		t.Errorf("first finding = %q, want %q", got, want)
+	}
+	if sum.ByKind[Shadowed] != 1 || sum.ShadowedFiles != 2 {
+		t.Errorf("summary: %d shadowed, %d files hidden; want 1 and 2", sum.ByKind[Shadowed], sum.ShadowedFiles)
+	}
+	got, _ = run(true, func() ([]mountinfo.Mount, error) {
+		return nil, errors.New("mountinfo: open /proc/self/mountinfo: no such file")
+	})
+	if len(got) == 0 || got[0] != "unreadable /proc/self/mountinfo (mountinfo): mountinfo: open /proc/self/mountinfo: no such file" {
+		t.Errorf("without a mount list, findings = %q", got)
+	}
+	read = 0
+	got, sum = run(false, mounts)
+	if read != 0 || sum.ByKind[Shadowed] != 0 || len(got) != 0 {
+		t.Errorf("nothing sealed: mount list read %d times, findings %q", read, got)
 	}
 }

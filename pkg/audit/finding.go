@@ -11,7 +11,10 @@ package audit
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
+
+	"github.com/debseal/debseal/pkg/shadow"
 )
 
 // Kind classifies a finding.
@@ -39,12 +42,13 @@ const (
 	NoManifest                      // a sealed package has no manifest for its installed version
 	ForeignLink                     // a sealed file's inode has a hard link no package path accounts for (never locked)
 	CapableService                  // capability guard on, but a running service still holds CAP_LINUX_IMMUTABLE (Path is its unit)
+	Shadowed                        // a mount below the root hides sealed files (pkg/shadow)
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link", "capable-service"}
+	"no-manifest", "foreign-link", "capable-service", "shadowed"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
@@ -80,13 +84,19 @@ type Finding struct {
 	// ("missing  ", "??5??????", "?M???????"…), or "" when dpkg prints
 	// nothing for it. Every finding of one path carries the same value.
 	Dpkg string
+	// Shadow is the mount of a Shadowed finding (nil otherwise); Path and
+	// Real are its mount point within the root, Package the first of the
+	// packages whose files it hides.
+	Shadow *shadow.Shadow
 }
 
 func (f Finding) String() string {
-	s := fmt.Sprintf("%s %s [%s]", f.Kind, f.Real, f.Package)
-	if f.Package == "" {
-		// A finding about the system, not a package's file.
-		s = fmt.Sprintf("%s %s", f.Kind, f.Real)
+	s := fmt.Sprintf("%s %s", f.Kind, f.Real)
+	switch {
+	case f.Shadow != nil:
+		s += " [" + listPackages(f.Shadow.Packages, 5) + "]"
+	case f.Package != "":
+		s += " [" + f.Package + "]"
 	}
 	if f.Real != f.Path {
 		s += fmt.Sprintf(" (listed as %s)", f.Path)
@@ -101,6 +111,14 @@ func (f Finding) String() string {
 		s += ": " + f.Err.Error()
 	}
 	return s
+}
+
+// listPackages names at most n packages, and how many more there are.
+func listPackages(pkgs []string, n int) string {
+	if len(pkgs) <= n {
+		return strings.Join(pkgs, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(pkgs[:n], ", "), len(pkgs)-n)
 }
 
 func orDash(s string) string {

@@ -32,6 +32,27 @@ type Checker struct {
 	Manifests *manifest.Store
 }
 
+// MountsError is a mount list that could not be read.
+type MountsError struct{ Err error }
+
+func (e *MountsError) Error() string { return "reading the mounts: " + e.Err.Error() }
+
+func (e *MountsError) Unwrap() error { return e.Err }
+
+// Find is Check with the mounts that list returns (mountinfo.Self), read
+// only when some of pkgs is sealed (AnySealed): nothing else can be
+// hidden. An error of list is a *MountsError.
+func (c *Checker) Find(ctx context.Context, pkgs []*dpkgdb.Package, list func() ([]mountinfo.Mount, error)) ([]Shadow, error) {
+	if !c.AnySealed(pkgs) {
+		return nil, nil
+	}
+	mounts, err := list()
+	if err != nil {
+		return nil, &MountsError{Err: err}
+	}
+	return c.Check(ctx, mounts, pkgs)
+}
+
 // Check returns the mounts among mounts (this process's, from
 // mountinfo.Self) that hide sealed files of pkgs (every package with files
 // when nil), sorted by mount point, then mount ID.
@@ -74,7 +95,7 @@ func (c *Checker) Check(ctx context.Context, mounts []mountinfo.Mount, pkgs []*d
 	}
 	var sealed []*dpkgdb.Package
 	for _, p := range pkgs {
-		if c.Sealed(p.Name) && p.Configured() && !c.Policy.PackageExcluded(p.Name) {
+		if c.sealed(p) {
 			sealed = append(sealed, p)
 		}
 	}
@@ -131,6 +152,27 @@ func (c *Checker) Check(ctx context.Context, mounts []mountinfo.Mount, pkgs []*d
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// AnySealed reports whether any of pkgs (every package when nil) has files
+// that can be sealed: when none has, no mount can hide one, and callers
+// need not read the mount list.
+func (c *Checker) AnySealed(pkgs []*dpkgdb.Package) bool {
+	if pkgs == nil {
+		pkgs = c.DB.Packages
+	}
+	for _, p := range pkgs {
+		if c.sealed(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// sealed reports whether p's files are sealed: it is, it is configured,
+// and exclude-package does not name it (as lock --all decides).
+func (c *Checker) sealed(p *dpkgdb.Package) bool {
+	return c.Sealed != nil && c.Sealed(p.Name) && p.Configured() && !c.Policy.PackageExcluded(p.Name)
 }
 
 // regularFiles are the listed paths the package's own data says are

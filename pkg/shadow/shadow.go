@@ -8,11 +8,14 @@
 // counts the sealed files each other mount below the target root hides
 // (Checker). It reads the dpkg database and looks paths up inside the
 // root; it changes nothing, does not read /proc itself (pkg/mountinfo
-// does, for the caller) and renders nothing.
+// does, for the caller) and leaves rendering to its callers (a mount's
+// one-line description aside).
 package shadow
 
 import (
+	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/debseal/debseal/pkg/mountinfo"
@@ -24,6 +27,20 @@ type Mount struct {
 	// Point is the mount point within the target root ("/usr/lib/x"
 	// for a mount at ROOT/usr/lib/x).
 	Point string
+}
+
+// Describe says what is mounted, as findmnt names it: the filesystem
+// type, the source with the directory of it that is mounted when that is
+// not its root ("ext4 /dev/sda1[/srv/evil]"), and the mount ID.
+func (m Mount) Describe() string {
+	src := m.Source
+	if src == "" || strings.ContainsAny(src, " \t\n") {
+		src = strconv.Quote(src)
+	}
+	if m.Root != "/" {
+		src += "[" + m.Root + "]"
+	}
+	return fmt.Sprintf("%s %s (mount %d)", m.FSType, src, m.ID)
 }
 
 // APITrees are the trees of the kernel's API filesystems and runtime
