@@ -265,3 +265,54 @@ func fsTypeOf(t *testing.T, dir string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestShadowedInChroot: in a sealed debootstrap chroot (merged /usr, with
+// the proc and devpts the suite mounts in it) audit reports no mount, run
+// from outside (--root) or inside (where mountinfo names mount points
+// relative to the chroot); a file bound over /usr/bin/cat, which coreutils
+// lists as /bin/cat, is one shadowed mount hiding one file, from both.
+func TestShadowedInChroot(t *testing.T) {
+	c := testutil.NewChroot(t)
+	bin, err := os.ReadFile(testutil.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.Path("/usr/local/sbin/debseal"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := debseal(t, "--root", c.Dir, "lock", "--all"); code != 0 {
+		t.Fatalf("lock --all: exit %d\n%s%s", code, out, errs)
+	}
+	audit := func(want string) {
+		t.Helper()
+		out, errs, code := debseal(t, "--root", c.Dir, "audit", "--no-cache")
+		in, inCode := c.Run(t, nil, "/usr/local/sbin/debseal", "audit", "--no-cache")
+		for _, r := range []struct {
+			where, out string
+			code       int
+		}{{"--root", out + errs, code}, {"inside the chroot", in, inCode}} {
+			var shadowed []string
+			for _, l := range strings.Split(r.out, "\n") {
+				if strings.HasPrefix(l, "shadowed ") {
+					shadowed = append(shadowed, l)
+				}
+			}
+			switch {
+			case want == "" && (r.code != 0 || len(shadowed) != 0):
+				t.Errorf("audit %s: exit %d, want 0 and no mount reported:\n%s", r.where, r.code, r.out)
+			case want != "" && (r.code != exitFindings || len(shadowed) != 1 || !strings.HasPrefix(shadowed[0], want)):
+				t.Errorf("audit %s: exit %d, want %d and one %q…:\n%s", r.where, r.code, exitFindings, want, r.out)
+			}
+		}
+	}
+	audit("")
+	decoy := filepath.Join(testutil.TempRoot(t), "cat")
+	if err := os.WriteFile(decoy, []byte("#!/bin/sh\necho not cat\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testutil.MountArgs(t, c.Path("/usr/bin/cat"), "--bind", decoy)
+	audit("shadowed /usr/bin/cat [coreutils]: expected no mount, found ")
+	if out, _, _ := debseal(t, "--root", c.Dir, "audit", "--no-cache"); !strings.Contains(out, "hiding 1 sealed file (mountinfo)") {
+		t.Errorf("audit: the bind over /usr/bin/cat hides one sealed file (/bin/cat), got:\n%s", out)
+	}
+}

@@ -67,7 +67,9 @@ func (c *Checker) Find(ctx context.Context, pkgs []*dpkgdb.Package, list func() 
 // (symlinks such as a merged /usr's /bin followed), or holds a symlink on
 // the way. Paths are resolved by looking at the filesystem as it is now,
 // mounts included, and only when some mount below the root is not
-// Expected: on a system without one, Check reads nothing.
+// Expected: on a system without one, Check reads nothing. A package's
+// md5sums and manifest are read only when one of its paths passes through
+// such a mount.
 //
 // A package whose list cannot be read is skipped (the audit and status
 // report it).
@@ -104,16 +106,20 @@ func (c *Checker) Check(ctx context.Context, mounts []mountinfo.Mount, pkgs []*d
 	defer r.close()
 	hidden := make([]map[string]bool, len(cands))
 	owners := make([]map[string]bool, len(cands))
+	type hit struct {
+		listed, canon string
+		mounts        []int
+	}
+	var hits []hit
 	for i, p := range sealed {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if lists[i] == nil {
-			continue
-		}
-		files := c.regularFiles(p)
+		// Paths first: which md5sums and manifest to read (the costly
+		// part) is known once some path passes through a mount.
+		hits = hits[:0]
 		for _, l := range lists[i] {
-			if !files[l] || conf[l] {
+			if conf[l] {
 				continue
 			}
 			real := div.Resolve(l, p.Name)
@@ -123,13 +129,24 @@ func (c *Checker) Check(ctx context.Context, mounts []mountinfo.Mount, pkgs []*d
 			if ok, _ := c.Policy.PathLocked(real); !ok {
 				continue
 			}
-			canon, hits := r.file(real)
-			for _, h := range hits {
-				if hidden[h] == nil {
-					hidden[h], owners[h] = map[string]bool{}, map[string]bool{}
+			if canon, ms := r.file(real); len(ms) > 0 {
+				hits = append(hits, hit{l, canon, ms})
+			}
+		}
+		if len(hits) == 0 {
+			continue
+		}
+		files := c.regularFiles(p)
+		for _, h := range hits {
+			if !files[h.listed] {
+				continue
+			}
+			for _, m := range h.mounts {
+				if hidden[m] == nil {
+					hidden[m], owners[m] = map[string]bool{}, map[string]bool{}
 				}
-				hidden[h][canon] = true
-				owners[h][p.ID()] = true
+				hidden[m][h.canon] = true
+				owners[m][p.ID()] = true
 			}
 		}
 	}
