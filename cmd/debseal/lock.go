@@ -8,12 +8,14 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/progress"
 	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/seen"
 	"github.com/urfave/cli/v2"
 )
 
@@ -191,9 +193,20 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 			problems = append(problems, err)
 		}
 	}
+	start := time.Now()
 	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
 	problems = append(problems, sum.Errors...)
 	res.files += len(sum.Errors)
+	// The audit's evidence (pkg/seen): a file lock left immutable that is
+	// found mutable later, with no dpkg run to explain it, had its flag
+	// lifted; one unlock let go of is merely unlocked.
+	recs := seal.Sightings(sum, seen.Lock, start)
+	if o.Unlock {
+		recs = seal.Released(sum, time.Now())
+	}
+	if err := seen.Write(g.Root, recs); err != nil {
+		problems = append(problems, fmt.Errorf("recording what was seen locked: %w", err))
+	}
 	if o.Verbose {
 		for _, oc := range sum.Outcomes {
 			if oc.Changed {

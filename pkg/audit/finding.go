@@ -12,6 +12,7 @@ package audit
 import (
 	"fmt"
 	"syscall"
+	"time"
 )
 
 // Kind classifies a finding.
@@ -38,12 +39,13 @@ const (
 	BadManifest                     // a manifest that does not parse or fails its checksum
 	NoManifest                      // a sealed package has no manifest for its installed version
 	ForeignLink                     // a sealed file's inode has a hard link no package path accounts for (never locked)
+	Lifted                          // seen locked, found mutable, and no dpkg run debseal knows of unlocked it
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link"}
+	"no-manifest", "foreign-link", "lifted"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
@@ -79,6 +81,13 @@ type Finding struct {
 	// ("missing  ", "??5??????", "?M???????"…), or "" when dpkg prints
 	// nothing for it. Every finding of one path carries the same value.
 	Dpkg string
+	// For Lifted, the window in which the flag was lifted: debseal last
+	// saw the file locked at SeenLocked (no later than it did: whole
+	// seconds, rounded down), by SeenBy (pkg/seen's event: lock, relock,
+	// audit), and this audit found it mutable at FoundUnlocked (rounded
+	// up).
+	SeenLocked, FoundUnlocked time.Time
+	SeenBy                    string
 }
 
 func (f Finding) String() string {
