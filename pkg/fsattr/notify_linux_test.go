@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -219,4 +221,75 @@ func ioctlPtr(fd int, req uintptr, p unsafe.Pointer) error {
 		return e
 	}
 	return nil
+}
+
+// TestAuditdRuleNumbers checks the auditd rules shipped as an example
+// (packaging/auditd/debseal-setflags.rules) against the kernel's ioctl
+// encoding: one rule per way into vfs_fileattr_set and per system call
+// table, each with the number that way has there.
+func TestAuditdRuleNumbers(t *testing.T) {
+	iow := func(typ byte, nr, size uint32) uint64 { return 1<<30 | uint64(size)<<16 | uint64(typ)<<8 | uint64(nr) }
+	if runtime.GOARCH == "amd64" && iow('f', 2, 8) != unix.FS_IOC_SETFLAGS {
+		t.Fatalf("_IOW('f', 2, long) = %#x, x/sys says FS_IOC_SETFLAGS = %#x", iow('f', 2, 8), unix.FS_IOC_SETFLAGS)
+	}
+	if iow('X', 32, 28) != fsIocFSSetXattr {
+		t.Fatalf("_IOW('X', 32, struct fsxattr) = %#x, want %#x", iow('X', 32, 28), fsIocFSSetXattr)
+	}
+	want := map[string]bool{
+		fmt.Sprintf("b64 ioctl %#x", iow('f', 2, 8)):   true, // FS_IOC_SETFLAGS, long is 8 bytes
+		fmt.Sprintf("b32 ioctl %#x", iow('f', 2, 4)):   true, // FS_IOC32_SETFLAGS
+		fmt.Sprintf("b64 ioctl %#x", iow('X', 32, 28)): true,
+		fmt.Sprintf("b32 ioctl %#x", iow('X', 32, 28)): true,
+		fmt.Sprintf("b64 %d -", sysFileSetattr):        true,
+		fmt.Sprintf("b32 %d -", sysFileSetattr):        true, // the same number in i386's table
+	}
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "packaging/auditd/debseal-setflags.rules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		f := strings.Fields(l)
+		var arch, sys, a1, key string
+		for i := 0; i+1 < len(f); i++ {
+			switch v := f[i+1]; f[i] {
+			case "-S":
+				sys = v
+			case "-k":
+				key = v
+			case "-F":
+				if s, ok := strings.CutPrefix(v, "arch="); ok {
+					arch = s
+				}
+				if s, ok := strings.CutPrefix(v, "a1="); ok {
+					a1 = s
+				}
+			}
+		}
+		if f[0] != "-a" || f[1] != "always,exit" || key != "debseal-setflags" {
+			t.Errorf("rule %q: want -a always,exit ... -k debseal-setflags", l)
+		}
+		if a1 == "" {
+			a1 = "-"
+		} else if n, err := strconv.ParseUint(a1, 0, 64); err == nil {
+			a1 = fmt.Sprintf("%#x", n)
+		}
+		got[arch+" "+sys+" "+a1] = true
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("no rule for %s", k)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			t.Errorf("unexpected rule %s", k)
+		}
+	}
+	if runtime.GOARCH == "amd64" && (unix.SYS_FILE_SETATTR != sysFileSetattr || unix.SYS_FILE_GETATTR != sysFileGetattr) {
+		t.Errorf("file_setattr/file_getattr are %d/%d in x/sys, %d/%d here", unix.SYS_FILE_SETATTR, unix.SYS_FILE_GETATTR, sysFileSetattr, sysFileGetattr)
+	}
 }
