@@ -47,6 +47,8 @@ func auditCommand() *cli.Command {
 			"Incremental once ROOT/var/lib/debseal/audit.cache exists: an immutable file whose ctime,\n" +
 			"mtime, size and inode are unchanged is not read again (--full reads everything; the\n" +
 			"cache is written when ROOT/var/lib/debseal exists). See docs/audit.md.\n" +
+			"A sealed file found mutable that debseal saw locked since, with no dpkg run's journal\n" +
+			"naming it, is reported as lifted, with the window (last seen locked, found mutable).\n" +
 			"Informational lines (path-excluded files) are not findings.\n\n" + exitHelp("audit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
