@@ -4,9 +4,10 @@
 // dpkg's statoverrides and path filters, and debseal's lock policy — and
 // streams typed findings to a callback, never stopping at the first one.
 //
-// It reads only: no flag, file or database is changed, except the
-// incremental cache when the caller asks for one to be written. Rendering
-// findings (text, dpkg --verify lines, JSON, Prometheus) is the CLI's job.
+// It reads only: no flag, file or database is changed. What it keeps for
+// the next audit — the incremental cache, and its sightings of sealed
+// files locked (pkg/seen) — the caller saves. Rendering findings (text,
+// dpkg --verify lines, JSON, Prometheus) is the CLI's job.
 package audit
 
 import (
