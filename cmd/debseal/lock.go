@@ -119,6 +119,9 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	prog := newProgress(o.Stderr, o.All)
 	sys.planner.ForUnlock = o.Unlock
 	sys.planner.Conffiles = o.Unlock // unlock only makes files more mutable: conffiles too
+	// A file the plan found locked is a sighting as of the plan (Apply does
+	// not look at it again): the run's sightings are dated before it.
+	start := time.Now()
 	plan, err := sys.planner.Plan(ctx, pkgs)
 	if err != nil {
 		return err
@@ -193,7 +196,6 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 			problems = append(problems, err)
 		}
 	}
-	start := time.Now()
 	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
 	problems = append(problems, sum.Errors...)
 	res.files += len(sum.Errors)

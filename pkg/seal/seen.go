@@ -7,8 +7,9 @@ import (
 )
 
 // Sightings are the targets an Apply left locked, as records of ev dated
-// at, which must be no later than the moment the run saw them locked (its
-// start): a window that starts there holds whatever happened after.
+// at, which must be no later than the moment the run first looked at them
+// (before it planned: a target the plan found locked is not looked at
+// again): a window that starts there holds whatever happened after.
 // Targets that failed, or that a cancelled Apply never reached, are not
 // sightings.
 func Sightings(sum *Summary, ev seen.Event, at time.Time) []seen.Record {
