@@ -5,8 +5,8 @@
 #
 # Contents: /usr/sbin/debseal; /etc/debseal/debseal.conf and
 # /etc/default/debseal (conffiles); the systemd units; debseal(8); bash
-# completion; copyright, changelog and lintian overrides; postinst/prerm/
-# postrm from packaging/debian. Deterministic: fixed mtimes, root owner.
+# completion; copyright, changelog and lintian overrides; the auditd rules
+# example; postinst/prerm/postrm from packaging/debian. Deterministic: fixed mtimes, root owner.
 set -euo pipefail
 bin=${1:?usage: mkdeb.sh BINARY VERSION OUTDIR}
 version=${2:?usage: mkdeb.sh BINARY VERSION OUTDIR}
@@ -28,6 +28,7 @@ done
 install -D -m 0644 $p/bash-completion "$root/usr/share/bash-completion/completions/debseal"
 install -D -m 0644 $p/lintian/debseal "$root/usr/share/lintian/overrides/debseal"
 install -D -m 0644 $p/copyright "$root/usr/share/doc/debseal/copyright"
+install -D -m 0644 $p/auditd/debseal-setflags.rules "$root/usr/share/doc/debseal/examples/debseal-setflags.rules"
 for d in README.md docs/audit.md docs/json.md; do
 	gzip -9n <"$d" >"$root/usr/share/doc/debseal/$(basename "$d").gz"
 done

@@ -16,9 +16,11 @@ import (
 	"github.com/debseal/debseal/dpkghook"
 	"github.com/debseal/debseal/pkg/audit"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/seen"
 	"github.com/debseal/debseal/pkg/shadow"
 	"github.com/urfave/cli/v2"
 )
@@ -50,6 +52,8 @@ func auditCommand() *cli.Command {
 			"Mounts below the root that hide sealed files (a bind, tmpfs, overlay or FUSE mount over a\n" +
 			"package path; not /proc, /sys, /dev, /run, a separate filesystem at /usr, /boot, /var...,\n" +
 			"nor mount-allow) are reported first, as shadowed (see debseal(8)).\n" +
+			"A sealed file found mutable that debseal saw locked since, with no dpkg run's journal\n" +
+			"naming it, is reported as lifted, with the window (last seen locked, found mutable).\n" +
 			"Informational lines (path-excluded files) are not findings.\n\n" + exitHelp("audit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
@@ -140,10 +144,21 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v (reading every file)\n", cerr)
 		}
 	}
+	// What tells a lifted flag from one never set: what debseal saw
+	// locked (pkg/seen), and the dpkg runs that explain a mutable file.
+	seenLog, serrs := seen.Load(g.Root)
+	for _, e := range serrs {
+		fmt.Fprintf(o.Stderr, "debseal: warning: %v (files seen locked before may be reported as not-locked instead of lifted)\n", e)
+	}
+	txns, jerrs := auditTransactions(g.Root)
+	for _, e := range jerrs {
+		fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", e)
+	}
 	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, FS: sys.fs.Root,
 		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root), Mounts: mountinfo.Self,
 		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
-			Progress: newProgress(o.Stderr, true)}}
+			Progress: newProgress(o.Stderr, true)},
+		Seen: seenLog, Transactions: txns}
 	sum, err := a.Run(ctx, pkgs, rend.finding)
 	if err != nil {
 		return err
@@ -157,9 +172,15 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 			return err
 		}
 	}
-	if cache != nil && writableState(g.Root, stateDir) {
+	if writableState(g.Root, stateDir) {
 		// Auditing some packages keeps what the cache knows of the rest.
-		if err := cache.Save(g.Root, len(pkgs) > 0); err != nil {
+		if cache != nil {
+			if err := cache.Save(g.Root, len(pkgs) > 0); err != nil {
+				fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", err)
+			}
+		}
+		// A full audit folds every earlier record into its own.
+		if err := seenLog.Save(g.Root, len(pkgs) == 0); err != nil {
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", err)
 		}
 	}
@@ -167,6 +188,28 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 		return findingsf("audit: %d findings", n)
 	}
 	return nil
+}
+
+// auditTransactions reads the journals of dpkg runs for the audit: what
+// each unlocked, and whether its process still runs.
+func auditTransactions(root string) ([]audit.Transaction, []error) {
+	js, errs := seal.Journals(root)
+	out := make([]audit.Transaction, 0, len(js))
+	for _, j := range js {
+		t := audit.Transaction{Live: alive(j.Owner), All: j.All, Packages: map[string]bool{}, Inodes: map[fsattr.Ident]bool{}}
+		for _, id := range j.Packages {
+			n, _, _ := strings.Cut(id, ":")
+			t.Packages[n] = true
+		}
+		for _, n := range j.NewPackages {
+			t.Packages[n] = true
+		}
+		for _, e := range j.Unlocked {
+			t.Inodes[fsattr.Ident{Dev: e.Dev, Ino: e.Ino}] = true
+		}
+		out = append(out, t)
+	}
+	return out, errs
 }
 
 // writableState says whether the audit may write its cache: only where
@@ -289,6 +332,10 @@ type jsonFinding struct {
 	Error    string     `json:"error,omitempty"`
 	Dpkg     string     `json:"dpkg,omitempty"`
 	Mount    *mountJSON `json:"mount,omitempty"` // shadowed only
+	// lifted: the window in which the flag was lifted
+	SeenLocked    string `json:"seen_locked,omitempty"`
+	SeenBy        string `json:"seen_by,omitempty"`
+	FoundUnlocked string `json:"found_unlocked,omitempty"`
 }
 
 // mountJSON is a mount that hides sealed files: a shadowed finding's
@@ -336,6 +383,12 @@ func (r *jsonRenderer) finding(f audit.Finding) {
 	}
 	if f.Shadow != nil {
 		j.Mount = newMountJSON(f.Shadow)
+	}
+	if !f.SeenLocked.IsZero() {
+		j.SeenLocked, j.SeenBy = f.SeenLocked.UTC().Format(time.RFC3339), f.SeenBy
+	}
+	if !f.FoundUnlocked.IsZero() {
+		j.FoundUnlocked = f.FoundUnlocked.UTC().Format(time.RFC3339)
 	}
 	r.enc.Encode(j)
 }

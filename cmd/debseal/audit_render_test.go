@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/debseal/debseal/pkg/audit"
 	"github.com/debseal/debseal/pkg/testutil"
@@ -37,6 +38,9 @@ func TestRenderers(t *testing.T) {
 		{Kind: audit.Conffile, Package: "p", Path: "/etc/c", Real: "/etc/c", Conffile: true, Dpkg: "??5??????"},
 		{Kind: audit.SHA256, Package: "p", Path: "/usr/bin/a", Real: "/usr/bin/a.distrib", Expected: "aa", Actual: "bb", Source: "manifest"},
 		{Kind: audit.Excluded, Package: "p", Path: "/usr/share/doc/p/x", Real: "/usr/share/doc/p/x", Dpkg: "missing  "},
+		{Kind: audit.Lifted, Package: "p", Path: "/usr/bin/t", Real: "/usr/bin/t", Source: "policy",
+			Expected: "immutable (seen locked by relock at 2026-03-01T10:00:00Z)", Actual: "mutable at 2026-03-02T09:30:01Z",
+			SeenLocked: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), SeenBy: "relock", FoundUnlocked: time.Date(2026, 3, 2, 9, 30, 1, 0, time.UTC)},
 	}
 	sum := &audit.Summary{Packages: 1, Files: 9}
 	for _, f := range fs {
@@ -51,22 +55,26 @@ func TestRenderers(t *testing.T) {
 			"missing     /x/y (Not a directory)\n",
 			"??5?????? c /etc/c\n",
 			"missing     /usr/share/doc/p/x\n",
-		}, []string{"a.distrib"}},
+		}, []string{"a.distrib", "/usr/bin/t"}},
 		{"text", []string{
 			"sha256 /usr/bin/a.distrib [p] (listed as /usr/bin/a): expected aa, found bb (manifest)",
-			"4 findings (1 missing, 1 excluded, 1 sha256, 1 conffile, 1 mode)",
+			"lifted /usr/bin/t [p]: expected immutable (seen locked by relock at 2026-03-01T10:00:00Z), found mutable at 2026-03-02T09:30:01Z (policy)\n",
+			"5 findings (1 missing, 1 excluded, 1 sha256, 1 conffile, 1 mode, 1 lifted)",
 		}, []string{"/usr/share/doc/p/x ["}},
 		{"json", []string{
 			`{"type":"finding","kind":"sha256","package":"p","path":"/usr/bin/a","real":"/usr/bin/a.distrib","expected":"aa","actual":"bb","source":"manifest"}`,
 			`"kind":"excluded","info":true`,
 			`{"type":"summary","packages":1,"files":9,`,
-			`"findings":4,`,
+			`"findings":5,`,
+			`{"type":"finding","kind":"lifted","package":"p","path":"/usr/bin/t","expected":"immutable (seen locked by relock at 2026-03-01T10:00:00Z)","actual":"mutable at 2026-03-02T09:30:01Z","source":"policy","seen_locked":"2026-03-01T10:00:00Z","seen_by":"relock","found_unlocked":"2026-03-02T09:30:01Z"}`,
+			`"lifted":1`,
 		}, nil},
 		{"prometheus", []string{
 			"# TYPE debseal_audit_findings gauge\n",
 			`debseal_audit_findings{kind="not-locked"} 0` + "\n",
 			`debseal_audit_findings{kind="sha256"} 1` + "\n",
-			"debseal_audit_findings_total 4\n",
+			`debseal_audit_findings{kind="lifted"} 1` + "\n",
+			"debseal_audit_findings_total 5\n",
 			"debseal_audit_files_checked 9\n",
 		}, nil},
 	}

@@ -45,6 +45,7 @@ func TestHostileRoot(t *testing.T) {
 		{"/var/lib/debseal/sealed", true, all},
 		{"/var/lib/debseal/manifests", false, []string{"lock", "manifest", "audit"}},
 		{"/var/lib/debseal/journal", false, []string{"hook", "recover"}},
+		{"/var/lib/debseal/seen", false, []string{"lock", "audit", "hook"}},
 		{"/var/lib/debseal/policy", true, nil}, // the kept configuration: replaced, never followed
 		{"/var/log/debseal.log", true, []string{"hook"}},
 		{"/var/log", false, nil}, // a system directory: resolved inside the root

@@ -8,12 +8,14 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/progress"
 	"github.com/debseal/debseal/pkg/seal"
+	"github.com/debseal/debseal/pkg/seen"
 	"github.com/urfave/cli/v2"
 )
 
@@ -117,6 +119,9 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	prog := newProgress(o.Stderr, o.All)
 	sys.planner.ForUnlock = o.Unlock
 	sys.planner.Conffiles = o.Unlock // unlock only makes files more mutable: conffiles too
+	// A file the plan found locked is a sighting as of the plan (Apply does
+	// not look at it again): the run's sightings are dated before it.
+	start := time.Now()
 	plan, err := sys.planner.Plan(ctx, pkgs)
 	if err != nil {
 		return err
@@ -194,6 +199,16 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
 	problems = append(problems, sum.Errors...)
 	res.files += len(sum.Errors)
+	// The audit's evidence (pkg/seen): a file lock left immutable that is
+	// found mutable later, with no dpkg run to explain it, had its flag
+	// lifted; one unlock let go of is merely unlocked.
+	recs := seal.Sightings(sum, seen.Lock, start)
+	if o.Unlock {
+		recs = seal.Released(sum, time.Now())
+	}
+	if err := seen.Write(g.Root, recs); err != nil {
+		problems = append(problems, fmt.Errorf("recording what was seen locked: %w", err))
+	}
 	if o.Verbose {
 		for _, oc := range sum.Outcomes {
 			if oc.Changed {

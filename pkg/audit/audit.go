@@ -20,6 +20,7 @@ import (
 	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/policy"
 	"github.com/debseal/debseal/pkg/progress"
+	"github.com/debseal/debseal/pkg/seen"
 	md5simd "github.com/minio/md5-simd"
 )
 
@@ -57,6 +58,17 @@ type Auditor struct {
 	// findings. nil: mounts are not checked.
 	Mounts func() ([]mountinfo.Mount, error)
 	Opts   Options
+	// Seen is what debseal saw locked before (pkg/seen; nil: nothing):
+	// a sealed file found mutable that was seen locked since it was last
+	// let go, and that no transaction names, is Lifted rather than
+	// NotLocked. The audit adds its own sightings to it (every sealed
+	// inode it finds immutable, and the last sighting of each one it
+	// reports lifted), for the caller to save.
+	Seen *seen.Log
+	// Transactions are the journals of dpkg runs (pkg/seal): what they
+	// unlocked is not lifted, and while their process runs, not a
+	// finding at all.
+	Transactions []Transaction
 }
 
 // Summary counts what an audit did.
@@ -287,7 +299,8 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	if subset {
 		a.countOtherLinks(ctx, pkgs, sh)
 	}
-	for _, f := range sh.locks.findings() {
+	v := &lockVerdict{seen: a.Seen, txns: a.Transactions, start: start, now: time.Now()}
+	for _, f := range sh.locks.findings(v) {
 		sum.ByKind[f.Kind]++
 		emit(f)
 	}

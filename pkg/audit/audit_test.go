@@ -217,7 +217,7 @@ func TestLockTableVerdicts(t *testing.T) {
 				lt.add(id, e, d)
 			}
 			var got []string
-			for _, f := range lt.findings() {
+			for _, f := range lt.findings(&lockVerdict{}) {
 				got = append(got, f.Kind.String()+" "+f.Package+" "+f.Path)
 			}
 			if strings.Join(got, "; ") != strings.Join(tt.want, "; ") {

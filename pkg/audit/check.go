@@ -597,7 +597,7 @@ func (t *lockTable) addDentry(id fsattr.Ident, d dentry) {
 	ds.add(d)
 }
 
-func (t *lockTable) findings() []Finding {
+func (t *lockTable) findings(v *lockVerdict) []Finding {
 	var out []Finding
 	for id, i := range t.idx {
 		e := &t.ents[i]
@@ -627,9 +627,11 @@ func (t *lockTable) findings() []Finding {
 		}
 		switch {
 		case want && !imm:
-			f := base
-			f.Kind, f.Expected, f.Actual = NotLocked, "immutable", "mutable"
-			out = append(out, f)
+			if f, ok := v.unlocked(id, e.pkg.ID(), base); ok {
+				out = append(out, f)
+			}
+		case want && imm:
+			v.locked(id)
 		case !want && imm:
 			f := base
 			f.Kind, f.Expected, f.Actual = UnexpectedImmutable, "mutable", "immutable"

@@ -4,9 +4,10 @@
 // dpkg's statoverrides and path filters, and debseal's lock policy — and
 // streams typed findings to a callback, never stopping at the first one.
 //
-// It reads only: no flag, file or database is changed, except the
-// incremental cache when the caller asks for one to be written. Rendering
-// findings (text, dpkg --verify lines, JSON, Prometheus) is the CLI's job.
+// It reads only: no flag, file or database is changed. What it keeps for
+// the next audit — the incremental cache, and its sightings of sealed
+// files locked (pkg/seen) — the caller saves. Rendering findings (text,
+// dpkg --verify lines, JSON, Prometheus) is the CLI's job.
 package audit
 
 import (
@@ -15,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/debseal/debseal/pkg/shadow"
+	"time"
 )
 
 // Kind classifies a finding.
@@ -43,12 +45,13 @@ const (
 	ForeignLink                     // a sealed file's inode has a hard link no package path accounts for (never locked)
 	CapableService                  // capability guard on, but a running service still holds CAP_LINUX_IMMUTABLE (Path is its unit)
 	Shadowed                        // a mount below the root hides sealed files (pkg/shadow)
+	Lifted                          // seen locked, found mutable, and no dpkg run debseal knows of unlocked it
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link", "capable-service", "shadowed"}
+	"no-manifest", "foreign-link", "capable-service", "shadowed", "lifted"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
@@ -88,6 +91,13 @@ type Finding struct {
 	// Real are its mount point within the root, Package the first of the
 	// packages whose files it hides.
 	Shadow *shadow.Shadow
+	// For Lifted, the window in which the flag was lifted: debseal last
+	// saw the file locked at SeenLocked (no later than it did: whole
+	// seconds, rounded down), by SeenBy (pkg/seen's event: lock, relock,
+	// audit), and this audit found it mutable at FoundUnlocked (rounded
+	// up).
+	SeenLocked, FoundUnlocked time.Time
+	SeenBy                    string
 }
 
 func (f Finding) String() string {

@@ -693,6 +693,38 @@ func (r *Root) Remove(name string) error {
 	return r.syncDir(d)
 }
 
+// RemoveFiles removes files (not directories) of one directory, without
+// making the removals durable: after a crash some may be back, so it is
+// for files whose return does no harm (records that a newer one
+// supersedes). A file already gone is not an error.
+func (r *Root) RemoveFiles(dir string, names []string) error {
+	rel, err := r.clean("remove", dir)
+	if err != nil {
+		return err
+	}
+	d, err := r.dir("remove", rel, false, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var errs []error
+	for _, n := range names {
+		host := r.Join(path.Join(rel, n))
+		if n == "" || strings.Contains(n, "/") || n == "." || n == ".." {
+			errs = append(errs, &os.PathError{Op: "remove", Path: host, Err: unix.EINVAL})
+			continue
+		}
+		if err := fault("remove", host); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := unix.Unlinkat(d.Fd(), n, 0); err != nil && err != unix.ENOENT {
+			errs = append(errs, &os.PathError{Op: "remove", Path: host, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // ReadDir lists a directory, sorted by name. A name that vanished between
 // the listing and its lstat is left out.
 func (r *Root) ReadDir(dir string) ([]DirEntry, error) {

@@ -88,3 +88,6 @@ func (r *Root) Chtimes(name string, atime, mtime time.Time) error { return fsatt
 
 // Chmod always fails.
 func (r *Root) Chmod(name string, perm fs.FileMode) error { return fsattr.ErrNotSupported }
+
+// RemoveFiles always fails.
+func (r *Root) RemoveFiles(dir string, names []string) error { return fsattr.ErrNotSupported }

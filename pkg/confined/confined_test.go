@@ -54,6 +54,7 @@ var ops = []struct {
 		return err
 	}},
 	{"Remove", func(r *Root, dir string) error { return r.Remove(dir + "/f") }},
+	{"RemoveFiles", func(r *Root, dir string) error { return r.RemoveFiles(dir, []string{"f", "gone"}) }},
 	{"ReadDir", func(r *Root, dir string) error { _, err := r.ReadDir(dir); return err }},
 	{"MkdirAll", func(r *Root, dir string) error { return r.MkdirAll(dir+"/sub", 0o700) }},
 	{"Chmod", func(r *Root, dir string) error { return r.Chmod(dir+"/f", 0o600) }},
@@ -110,7 +111,7 @@ func TestOwnDirectorySymlinkIsRefused(t *testing.T) {
 func TestOwnFileSymlinkIsRefused(t *testing.T) {
 	for _, name := range []string{Own + "/sealed", "var/log/debseal.log"} {
 		for _, op := range ops {
-			if op.name == "ReadDir" || op.name == "MkdirAll" || op.name == "Remove" || op.name == "Lstat" {
+			if op.name == "ReadDir" || op.name == "MkdirAll" || op.name == "Remove" || op.name == "RemoveFiles" || op.name == "Lstat" {
 				continue // not about the file itself (Remove takes the link away, harmlessly)
 			}
 			t.Run(name+"/"+op.name, func(t *testing.T) {
@@ -194,7 +195,7 @@ func TestSystemDirectorySymlinkStaysInside(t *testing.T) {
 func TestFIFOIsRefusedWithoutHanging(t *testing.T) {
 	for _, op := range ops {
 		switch op.name {
-		case "ReadDir", "MkdirAll", "Remove", "Lstat":
+		case "ReadDir", "MkdirAll", "Remove", "RemoveFiles", "Lstat":
 			continue
 		}
 		t.Run(op.name, func(t *testing.T) {
@@ -336,5 +337,40 @@ func TestWriteFilesFaults(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// RemoveFiles removes files of one directory, not directories, and takes
+// a file already gone for done.
+func TestRemoveFiles(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, Own, "seen")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o700)
+	for _, f := range []string{"a", "b", "keep"} {
+		os.WriteFile(filepath.Join(dir, f), nil, 0o600)
+	}
+	r, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.RemoveFiles(Own+"/seen", []string{"a", "b", "never-there"}); err != nil {
+		t.Errorf("RemoveFiles = %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		names []string
+	}{{"a directory", []string{"sub"}}, {"a path", []string{"../sealed"}}, {"dot-dot", []string{".."}}} {
+		if err := r.RemoveFiles(Own+"/seen", tc.names); err == nil {
+			t.Errorf("RemoveFiles(%s) succeeded", tc.name)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, " ") != "keep sub" {
+		t.Errorf("left %v, want keep and sub", left)
 	}
 }

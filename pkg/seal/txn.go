@@ -501,6 +501,12 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		}
 	}
 
+	// What the audit needs to tell a flag lifted later from one never set
+	// (pkg/seen): what this run left locked, and what it let go.
+	if err := s.recordSeen(sum, j, start); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Errorf("recording what was seen locked: %w", err))
+	}
+
 	if s.Record != nil && len(lock) > 0 {
 		var debs []DebRef
 		if j != nil {

@@ -5,8 +5,11 @@ import (
 	"reflect"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/policy"
+	"github.com/debseal/debseal/pkg/seen"
 )
 
 // sealedSystem is a System over the world with everything sealed, its
@@ -149,5 +152,61 @@ func TestEndReportsOrphansOfConflictingPackages(t *testing.T) {
 	}
 	if !reflect.DeepEqual(orphans, []string{"old:/usr/bin/old-only"}) {
 		t.Errorf("End orphans = %v, want [old:/usr/bin/old-only]", orphans)
+	}
+}
+
+// End records, for the audit, what it left locked and what the
+// transaction let go (pkg/seen): a file dpkg replaced, and one that could
+// not be relocked, lose their sightings; a file outside the run gets none.
+func TestEndRecordsWhatItSawLocked(t *testing.T) {
+	w := newWorld(t, []fakePkg{
+		{name: "p", files: []string{"/usr", "/usr/bin", "/usr/bin/a", "/usr/bin/b", "/usr/bin/c"}},
+		{name: "q", files: []string{"/usr", "/usr/bin", "/usr/bin/q"}},
+	}, "", func(f *fakeFS) {
+		for _, p := range []string{"/usr/bin/a", "/usr/bin/b", "/usr/bin/c", "/usr/bin/q"} {
+			f.file(p, p).flags = 0x10
+		}
+	}, nil)
+	s := w.sealedSystem(t)
+	ctx := context.Background()
+	id := func(p string) fsattr.Ident { return w.fs.nodes[p].info.Ident }
+	oldA, b, c, q := id("/usr/bin/a"), id("/usr/bin/b"), id("/usr/bin/c"), id("/usr/bin/q")
+	rep, err := s.Begin(ctx, Request{Remove: []string{"p"}}, Process{Pid: 1, StartTime: 1, Via: "wrapper"})
+	if err != nil || rep.Unlocked != 3 {
+		t.Fatalf("Begin: %v, unlocked %d of p's 3 files", err, rep.Unlocked)
+	}
+	// dpkg's run: a replaced by a new inode; b cannot be locked again.
+	w.fs.file("/usr/bin/a", "/usr/bin/a")
+	newA := id("/usr/bin/a")
+	w.fs.fail["/usr/bin/b"] = syscall.EIO
+	before := time.Now()
+	end, err := s.End(ctx, rep.Journal)
+	if err != nil || len(end.Errors) != 1 {
+		t.Fatalf("End: %v, errors %v (want the one of b)", err, end.Errors)
+	}
+	l, errs := seen.Load(s.Root)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	tests := []struct {
+		name string
+		id   fsattr.Ident
+		want seen.Event
+		ok   bool
+	}{
+		{"a as dpkg left it", newA, seen.Relock, true},
+		{"a as it was", oldA, seen.Gone, true},
+		{"b, not relocked", b, seen.Gone, true},
+		{"c, relocked", c, seen.Relock, true},
+		{"q, outside the run", q, 0, false},
+	}
+	for _, tt := range tests {
+		r, ok := l.Lookup(tt.id.Dev, tt.id.Ino)
+		if ok != tt.ok || ok && r.Event != tt.want {
+			t.Errorf("%s: record %+v, %v; want %v, %v", tt.name, r, ok, tt.want, tt.ok)
+		}
+		if ok && r.Locked() && r.Time < before.UnixNano() {
+			t.Errorf("%s: seen at %v, before End started (%v)", tt.name, r.At(), before)
+		}
 	}
 }
