@@ -55,6 +55,13 @@ func (e *env) guard(t *testing.T, sealed string) {
 	if r := g.try(stepTimeout, "debseal audit --format json"); r.Status != 0 || strings.Contains(r.Out, `"kind":"capable-service"`) {
 		t.Errorf("audit after the reboot: exit %d; capable-service:\n%s", r.Status, grepKind(r.Out, "capable-service"))
 	}
+	// That audit also saw the booted system's own mounts (/proc, /sys,
+	// /dev, /run, the repository disk) and reported none as shadowed. A
+	// bind mount over a sealed binary is (issue 10, part 3).
+	if r := g.try(stepTimeout, "cp /usr/bin/true /tmp/yes && mount --bind /tmp/yes "+target+" && debseal audit --format json coreutils; s=$?; umount "+target+"; exit $s"); r.Status != 1 ||
+		!strings.Contains(grepKind(r.Out, "shadowed"), `"mount_point":"`+target+`"`) {
+		t.Errorf("audit with a bind mount over %s: exit %d, shadowed:\n%s", target, r.Status, grepKind(r.Out, "shadowed"))
+	}
 	if s := g.run("debseal status | tail -5"); !strings.Contains(s, "capability guard: on;") || !strings.Contains(s, "debseal-vmagent.service") {
 		t.Errorf("status does not report the guard:\n%s", s)
 	}
