@@ -38,12 +38,17 @@ const (
 	BadManifest                     // a manifest that does not parse or fails its checksum
 	NoManifest                      // a sealed package has no manifest for its installed version
 	ForeignLink                     // a sealed file's inode has a hard link no package path accounts for (never locked)
+
+	// TamperedBeforeUpgrade: a dpkg run found a sealed file tampered
+	// just before it was to replace it (pkg/evidence keeps the record
+	// and a copy); reported until an admin clears it.
+	TamperedBeforeUpgrade
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link"}
+	"no-manifest", "foreign-link", "tampered-before-upgrade"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
@@ -79,6 +84,9 @@ type Finding struct {
 	// ("missing  ", "??5??????", "?M???????"…), or "" when dpkg prints
 	// nothing for it. Every finding of one path carries the same value.
 	Dpkg string
+	// Evidence, for TamperedBeforeUpgrade, says when the file was found
+	// and where its record and copy are (paths within the root).
+	Evidence string
 }
 
 func (f Finding) String() string {
@@ -94,6 +102,9 @@ func (f Finding) String() string {
 	}
 	if f.Err != nil {
 		s += ": " + f.Err.Error()
+	}
+	if f.Evidence != "" {
+		s += "; " + f.Evidence
 	}
 	return s
 }
