@@ -16,6 +16,7 @@ import (
 	"github.com/debseal/debseal/dpkghook"
 	"github.com/debseal/debseal/pkg/audit"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/evidence"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/urfave/cli/v2"
@@ -45,6 +46,8 @@ func auditCommand() *cli.Command {
 			"Incremental once ROOT/var/lib/debseal/audit.cache exists: an immutable file whose ctime,\n" +
 			"mtime, size and inode are unchanged is not read again (--full reads everything; the\n" +
 			"cache is written when ROOT/var/lib/debseal exists). See docs/audit.md.\n" +
+			"Tampered files that dpkg runs found before replacing them are reported as\n" +
+			"tampered-before-upgrade until debseal evidence clear acknowledges them.\n" +
 			"Informational lines (path-excluded files) are not findings.\n\n" + exitHelp("audit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
@@ -135,10 +138,11 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 			fmt.Fprintf(o.Stderr, "debseal: warning: %v (reading every file)\n", cerr)
 		}
 	}
+	evs, everrs := evidence.List(g.Root)
 	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, FS: sys.fs.Root,
 		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root),
 		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
-			Progress: newProgress(o.Stderr, true)}}
+			Progress: newProgress(o.Stderr, true), Evidence: evs, EvidenceErrors: everrs}}
 	sum, err := a.Run(ctx, pkgs, rend.finding)
 	if err != nil {
 		return err
@@ -280,6 +284,7 @@ type jsonFinding struct {
 	Source   string `json:"source,omitempty"`
 	Error    string `json:"error,omitempty"`
 	Dpkg     string `json:"dpkg,omitempty"`
+	Evidence string `json:"evidence,omitempty"`
 }
 
 type jsonSummary struct {
@@ -297,7 +302,8 @@ type jsonSummary struct {
 
 func (r *jsonRenderer) finding(f audit.Finding) {
 	j := jsonFinding{Type: "finding", Kind: f.Kind.String(), Info: f.Kind.Info(), Package: f.Package, Path: f.Path,
-		Conffile: f.Conffile, Expected: f.Expected, Actual: f.Actual, Source: f.Source, Dpkg: strings.TrimRight(f.Dpkg, " ")}
+		Conffile: f.Conffile, Expected: f.Expected, Actual: f.Actual, Source: f.Source, Dpkg: strings.TrimRight(f.Dpkg, " "),
+		Evidence: f.Evidence}
 	if f.Real != f.Path {
 		j.Real = f.Real
 	}
