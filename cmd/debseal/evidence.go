@@ -18,7 +18,7 @@ func evidenceCommand() *cli.Command {
 		Name:  "evidence",
 		Usage: "list or clear the tampered files dpkg runs found before replacing them",
 		Description: "Before a dpkg run unlocks a sealed file, debseal checks it against the package's md5sums\n" +
-			"and its own manifest; one that differs (or a symlink, FIFO or directory where a regular\n" +
+			"and its own manifest; one that differs (or a symlink, FIFO or device where a regular\n" +
 			"file belongs) is recorded in ROOT/var/lib/debseal/evidence with a copy of the file\n" +
 			"(within evidence-max-file and evidence-max-total), and debseal audit reports it as\n" +
 			"tampered-before-upgrade until it is cleared. 'list' shows the records; 'clear ID...' or\n" +

@@ -257,7 +257,8 @@ func (l *eventLog) Errorf(format string, args ...any) { l.write("error", format,
 func (l *eventLog) begin(rep *seal.BeginReport, what string) {
 	checked := ""
 	if rep != nil && rep.Checked > 0 {
-		checked = fmt.Sprintf("; checked %d sealed files first, %d of them read", rep.Checked, rep.Read)
+		checked = fmt.Sprintf("; checked %d sealed files first, %d of them read (%.1f ms, cpu %.1f ms)", rep.Checked, rep.Read,
+			float64(rep.CheckTime)/1e6, float64(rep.CheckCPU)/1e6)
 	}
 	switch {
 	case rep == nil:

@@ -7,15 +7,18 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
+	"golang.org/x/sys/unix"
 )
 
 // Tampered is a sealed file that the check before an unlock found to
 // differ from what debseal knows of it: its content from the package's
-// md5sums or from debseal's manifest, or its type (a symlink, a FIFO…
-// where a regular file belongs). dpkg was about to replace it.
+// md5sums or from debseal's manifest, or its type (a symlink, a FIFO, a
+// socket or a device where a regular file belongs). dpkg was about to
+// replace it.
 type Tampered struct {
 	Owner Owner       // the package and path whose expectation it breaks
 	Info  fsattr.Info // what is there, as lstat sees it
@@ -123,7 +126,7 @@ type checkCand struct {
 // before anything is unlocked: the regular files of the plan's targets
 // and of the paths scripts or archives name, and the paths where a
 // regular file belongs and something else is (a symlink, a FIFO, a
-// directory). A file that is immutable and whose stamps are those the
+// socket, a device). A file that is immutable and whose stamps are those the
 // last relock recorded (stamps.go) is not read; the others are read and
 // compared with the md5sums and the manifests (System.Manifest). When
 // the run unlocks everything (sc.all), only the packages it names are
@@ -205,6 +208,12 @@ func (s *System) checkCandidates(sc *scope, plan *Plan, extra []*Target, ex *exp
 			seen[t.Info.Ident] = true
 			if _, other := live[[2]uint64{t.Info.Dev, t.Info.Ino}]; other {
 				continue // another running transaction unlocked it: dpkg may be changing it
+			}
+			if t.Info.IsDir() {
+				// Unlocked for dpkg (a directory locked under an older
+				// policy); dpkg cannot replace a directory with a file, so
+				// one where a file belongs stays, evidence and all.
+				continue
 			}
 			own, other := owners(t.Owners, i == 0)
 			switch {
@@ -288,16 +297,33 @@ func (s *System) hashAndCompare(ctx context.Context, cands []checkCand, ex *expe
 	}
 }
 
-// checkOdd reports the candidates where a regular file belongs (an owner
-// has a digest for it) and something else is.
+// checkOdd reports the candidates where a regular file belongs and
+// something else is. dpkg's md5sums list every regular file a package
+// ships and nothing else (dpkg writes one at unpack for a package that
+// has none), so a symlink there is a finding; one they do not list is
+// one the package ships. The manifest is not read for this: it costs
+// more, and says nothing the md5sums do not.
 func (s *System) checkOdd(ctx context.Context, cands []checkCand, ex *expectations, res *checkResult) {
 	groups := map[string][]int{}
 	var dirs []string
+	owner := make([]*Owner, len(cands))
 	for i, c := range cands {
+		for k := range c.owners {
+			if _, ok := ex.md5(c.owners[k]); ok {
+				owner[i] = &c.owners[k]
+				break
+			}
+		}
+		if owner[i] == nil {
+			continue // a symlink, FIFO or directory the package ships
+		}
 		if _, ok := groups[c.t.Dir]; !ok {
 			dirs = append(dirs, c.t.Dir)
 		}
 		groups[c.t.Dir] = append(groups[c.t.Dir], i)
+	}
+	if len(dirs) == 0 {
+		return
 	}
 	found := make([]*Tampered, len(cands))
 	forEachDir(ctx, s.FS, dirs, s.planner(true).workers(), func(dir string, d Dir, derr error) {
@@ -305,19 +331,7 @@ func (s *System) checkOdd(ctx context.Context, cands []checkCand, ex *expectatio
 			return // gone meanwhile: nothing to keep
 		}
 		for _, i := range groups[dir] {
-			c := cands[i]
-			var o *Owner
-			for k := range c.owners {
-				_, hm := ex.md5(c.owners[k])
-				_, hs := ex.sha256(c.owners[k])
-				if hm || hs {
-					o = &c.owners[k]
-					break
-				}
-			}
-			if o == nil {
-				continue // nothing says a regular file belongs there
-			}
+			c, o := cands[i], owner[i]
 			info, err := d.Lstat(c.t.Name)
 			if err != nil || info.IsRegular() {
 				continue // gone, or a file again: nothing odd to keep
@@ -341,17 +355,16 @@ func (s *System) checkOdd(ctx context.Context, cands []checkCand, ex *expectatio
 // expectations are the md5sums and manifests of the packages the check
 // needs, each read once, only when a file must be compared.
 type expectations struct {
-	s      *System
-	pkgs   map[string]*dpkgdb.Package
-	md5s   map[string]map[string][16]byte
-	shas   map[string]map[string][32]byte
-	errs   []error
-	loaded map[string]bool
+	s    *System
+	pkgs map[string]*dpkgdb.Package
+	md5s map[string]map[string][16]byte // by package ID; present once read
+	shas map[string]map[string][32]byte
+	errs []error
 }
 
 func newExpectations(s *System) *expectations {
 	return &expectations{s: s, pkgs: map[string]*dpkgdb.Package{}, md5s: map[string]map[string][16]byte{},
-		shas: map[string]map[string][32]byte{}, loaded: map[string]bool{}}
+		shas: map[string]map[string][32]byte{}}
 }
 
 // pkg returns the installed package with this ID, or nil.
@@ -370,39 +383,36 @@ func (ex *expectations) pkg(id string) *dpkgdb.Package {
 	return found
 }
 
-func (ex *expectations) load(id string) {
-	if ex.loaded[id] {
-		return
-	}
-	ex.loaded[id] = true
-	p := ex.pkg(id)
-	if p == nil {
-		return
-	}
-	m, bad, err := ex.s.DB.MD5Sums(p)
-	ex.errs = append(ex.errs, bad...)
-	if err != nil {
-		ex.errs = append(ex.errs, err)
-	}
-	ex.md5s[id] = m
-	if ex.s.Manifest != nil {
-		sh, err := ex.s.Manifest(p)
-		if err != nil {
-			ex.errs = append(ex.errs, err)
-		}
-		ex.shas[id] = sh
-	}
-}
-
 func (ex *expectations) md5(o Owner) ([16]byte, bool) {
-	ex.load(o.Pkg)
-	v, ok := ex.md5s[o.Pkg][o.Path]
+	m, read := ex.md5s[o.Pkg]
+	if !read {
+		if p := ex.pkg(o.Pkg); p != nil {
+			var bad []error
+			var err error
+			m, bad, err = ex.s.DB.MD5Sums(p)
+			ex.errs = append(ex.errs, bad...)
+			if err != nil {
+				ex.errs = append(ex.errs, err)
+			}
+		}
+		ex.md5s[o.Pkg] = m
+	}
+	v, ok := m[o.Path]
 	return v, ok
 }
 
 func (ex *expectations) sha256(o Owner) ([32]byte, bool) {
-	ex.load(o.Pkg)
-	v, ok := ex.shas[o.Pkg][o.Path]
+	m, read := ex.shas[o.Pkg]
+	if !read {
+		if p := ex.pkg(o.Pkg); p != nil && ex.s.Manifest != nil {
+			var err error
+			if m, err = ex.s.Manifest(p); err != nil {
+				ex.errs = append(ex.errs, err)
+			}
+		}
+		ex.shas[o.Pkg] = m
+	}
+	v, ok := m[o.Path]
 	return v, ok
 }
 
@@ -463,3 +473,13 @@ type dirFile struct {
 }
 
 func (f *dirFile) Close() error { return errors.Join(f.ReadCloser.Close(), f.d.Close()) }
+
+// processCPU is the CPU time (user+sys) this process used so far, for
+// what the check costs (0 when the kernel does not say).
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -102,8 +102,11 @@ type BeginReport struct {
 	// check or keep. None of it stops dpkg unless refuse-tampered-upgrade
 	// is on and Tampered is not empty.
 	Checked, Read int
-	Tampered      []Tampered
-	CheckErrors   []error
+	// CheckTime and CheckCPU are what the check took: wall time, and this
+	// process's CPU time (user+sys) meanwhile.
+	CheckTime, CheckCPU time.Duration
+	Tampered            []Tampered
+	CheckErrors         []error
 }
 
 // Begin prepares the system for a dpkg run: it works out which locked
@@ -159,9 +162,11 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 	rep.Ignored = ignored
 	// Evidence before anything is unlocked: dpkg is about to replace
 	// these files.
+	checkStart, cpuStart := time.Now(), processCPU()
 	chk := s.checkBeforeUnlock(ctx, sc, plan, extra)
 	rep.Checked, rep.Read, rep.Tampered = chk.checked, chk.read, chk.tampered
 	rep.CheckErrors = append(chk.errs, s.keepEvidence(rep.Tampered)...)
+	rep.CheckTime, rep.CheckCPU = time.Since(checkStart), processCPU()-cpuStart
 	if len(rep.Tampered) > 0 && s.Policy.RefuseTampered {
 		return rep, &TamperedError{Files: rep.Tampered}
 	}
