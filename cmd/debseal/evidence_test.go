@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -378,3 +380,57 @@ func TestEvidenceHostile(t *testing.T) {
 
 func md5hex(b []byte) string    { return fmt.Sprintf("%x", md5.Sum(b)) }
 func sha256hex(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+// TestCheckReadsOnlyWhatNothingVouchesFor: the check before an upgrade
+// reads a sealed file only when neither the last relock's record nor the
+// audit's cache vouches for it. Right after lock --all (no relock yet)
+// the first reinstall reads the package's files, unless an audit ran
+// since; after a relock, nothing is read; a file touched by root (chattr
+// -i, chattr +i: same content, new ctime) is read again.
+func TestCheckReadsOnlyWhatNothingVouchesFor(t *testing.T) {
+	bin := testutil.Binary(t)
+	checked := regexp.MustCompile(`checked (\d+) sealed files first, (\d+) of them read`)
+	// reads reinstalls dstest-base and returns how many files its check
+	// checked and read.
+	reads := func(t *testing.T, s *testutil.Sandbox) (int, int) {
+		t.Helper()
+		before := len(readLog(t, s))
+		if out, code := hookedDpkg(s, bin)(t, nil, "-i", testutil.Deb(t, "dstest-base_1.0_all")); code != 0 {
+			t.Fatalf("reinstall: exit %d\n%s", code, out)
+		}
+		m := checked.FindStringSubmatch(readLog(t, s)[before:])
+		if m == nil {
+			t.Fatalf("no check logged:\n%s", readLog(t, s)[before:])
+		}
+		c, _ := strconv.Atoi(m[1])
+		r, _ := strconv.Atoi(m[2])
+		return c, r
+	}
+	for _, audited := range []bool{false, true} {
+		t.Run(fmt.Sprintf("audited=%v", audited), func(t *testing.T) {
+			s := evidenceSandbox(t, "")
+			if audited {
+				if out, errOut, code := debseal(t, "--root", s.Root, "audit"); code != 0 {
+					t.Fatalf("audit: exit %d\n%s%s", code, out, errOut)
+				}
+			}
+			c, r := reads(t, s)
+			switch {
+			case c == 0:
+				t.Fatal("the check looked at nothing")
+			case audited && r != 0:
+				t.Errorf("after an audit the first reinstall read %d of %d files, want none", r, c)
+			case !audited && r == 0:
+				t.Errorf("right after lock --all the first reinstall read nothing: what vouched for the files?")
+			}
+			if _, r := reads(t, s); r != 0 {
+				t.Errorf("after a relock, the reinstall read %d files, want none", r)
+			}
+			chattr(t, "-i", s.Path("/usr/share/dstest/a/b/c/deep.txt"))
+			chattr(t, "+i", s.Path("/usr/share/dstest/a/b/c/deep.txt"))
+			if _, r := reads(t, s); r != 1 {
+				t.Errorf("after chattr -i/+i of one file, the reinstall read %d files, want 1", r)
+			}
+		})
+	}
+}

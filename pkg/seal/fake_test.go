@@ -41,7 +41,8 @@ func newFakeFS() *fakeFS {
 
 func (f *fakeFS) add(p string, mode uint32, dev uint64, content string) *fakeNode {
 	f.nextIno++
-	n := &fakeNode{info: fsattr.Info{Ident: fsattr.Ident{Dev: dev, Ino: f.nextIno}, Mode: mode, Nlink: 1, AttrsKnown: 0x30}, content: []byte(content)}
+	n := &fakeNode{info: fsattr.Info{Ident: fsattr.Ident{Dev: dev, Ino: f.nextIno}, Mode: mode, Nlink: 1, AttrsKnown: 0x30, Size: int64(len(content))},
+		content: []byte(content)}
 	f.nodes[p] = n
 	return n
 }

@@ -127,8 +127,9 @@ type checkCand struct {
 // and of the paths scripts or archives name, and the paths where a
 // regular file belongs and something else is (a symlink, a FIFO, a
 // socket, a device). A file that is immutable and whose stamps are those the
-// last relock recorded (stamps.go) is not read; the others are read and
-// compared with the md5sums and the manifests (System.Manifest). When
+// last relock recorded (stamps.go) is not read, nor one that the audit's
+// cache vouches for (System.Cached); the others are read and compared
+// with the md5sums and the manifests (System.Manifest). When
 // the run unlocks everything (sc.all), only the packages it names are
 // checked: verifying the whole system is the audit's job.
 //
@@ -163,6 +164,7 @@ func (s *System) checkBeforeUnlock(ctx context.Context, sc *scope, plan *Plan, e
 	if sr != nil {
 		sr.Close()
 	}
+	slow = s.fromCache(slow, ex, res)
 	res.read = len(slow)
 	s.hashAndCompare(ctx, slow, ex, res)
 	s.checkOdd(ctx, odd, ex, res)
@@ -239,7 +241,66 @@ func (s *System) checkCandidates(sc *scope, plan *Plan, extra []*Target, ex *exp
 	return regular, odd, carry
 }
 
-// hashAndCompare reads the candidates the stamps did not vouch for.
+// fromCache returns the candidates that digests read earlier
+// (System.Cached: the audit's cache) do not show to be good. Only a good
+// verdict is taken from there: a file whose cached digests differ is
+// read, as the evidence needs both of its digests anyway.
+func (s *System) fromCache(cands []checkCand, ex *expectations, res *checkResult) []checkCand {
+	if s.Cached == nil || len(cands) == 0 {
+		return cands
+	}
+	// What reading them costs, in bytes: their sizes, and a page for
+	// each (the system calls a file costs, about as much as hashing 4 KiB).
+	var bytes int64
+	for _, c := range cands {
+		bytes += c.t.Info.Size + 4096
+	}
+	lookup := s.Cached(bytes)
+	if lookup == nil {
+		return cands
+	}
+	var rest []checkCand
+	for _, c := range cands {
+		d, ok := lookup(c.t.Info)
+		if ok {
+			if covered, bad := compare(c, ex, d); covered && bad == nil {
+				res.good[c.t.Info.Ident] = true
+				continue
+			}
+		}
+		rest = append(rest, c)
+	}
+	return rest
+}
+
+// Known are a file's digests as something read them earlier; Has* say
+// which are known.
+type Known struct {
+	MD5            [16]byte
+	SHA256         [32]byte
+	HasMD5, HasSHA bool
+}
+
+// compare checks digests against the expectations of the candidate's
+// owners: covered when some owner has one, bad for the first owner whose
+// expectation the digests do not meet (or cannot: a digest not known).
+func compare(c checkCand, ex *expectations, d Known) (covered bool, bad *Tampered) {
+	for _, o := range c.owners {
+		wm, hm := ex.md5(o)
+		ws, hs := ex.sha256(o)
+		if !hm && !hs {
+			continue
+		}
+		covered = true
+		if hm && (!d.HasMD5 || wm != d.MD5) || hs && (!d.HasSHA || ws != d.SHA256) {
+			return true, &Tampered{Owner: o, Info: c.t.Info, WantMD5: wm, GotMD5: d.MD5, HasMD5: hm,
+				WantSHA256: ws, GotSHA256: d.SHA256, HasSHA256: hs, target: c.t}
+		}
+	}
+	return covered, nil
+}
+
+// hashAndCompare reads the candidates nothing vouched for.
 func (s *System) hashAndCompare(ctx context.Context, cands []checkCand, ex *expectations, res *checkResult) {
 	if len(cands) == 0 {
 		return
@@ -274,20 +335,7 @@ func (s *System) hashAndCompare(ctx context.Context, cands []checkCand, ex *expe
 			res.errs = append(res.errs, fmt.Errorf("seal: checking %s before unlocking it: %w", c.t.Path(), v.err))
 			continue
 		}
-		covered, bad := false, (*Tampered)(nil)
-		for _, o := range c.owners {
-			wm, hm := ex.md5(o)
-			ws, hs := ex.sha256(o)
-			if !hm && !hs {
-				continue
-			}
-			covered = true
-			if hm && wm != v.md || hs && ws != v.sha {
-				bad = &Tampered{Owner: o, Info: c.t.Info, WantMD5: wm, GotMD5: v.md, HasMD5: hm,
-					WantSHA256: ws, GotSHA256: v.sha, HasSHA256: hs, target: c.t}
-				break
-			}
-		}
+		covered, bad := compare(c, ex, Known{MD5: v.md, SHA256: v.sha, HasMD5: true, HasSHA: true})
 		switch {
 		case bad != nil:
 			res.tampered = append(res.tampered, *bad)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/debseal/debseal/pkg/fsattr"
 )
 
 // kept is what System.Keep was given: the finding and the content read
@@ -234,5 +236,62 @@ func TestStampsRoundTrip(t *testing.T) {
 	b[len(stampsMagic)] ^= 1
 	if _, err := decodeStamps(b); !errors.Is(err, errStampsCorrupt) {
 		t.Errorf("decode(a flipped bit) = %v, want errStampsCorrupt", err)
+	}
+}
+
+// Without a relock's record, digests read earlier (the audit's cache)
+// vouch for a file that matches its expectations; one whose cached
+// digests differ is read all the same, and reported with what it holds
+// now.
+func TestCheckUsesCachedDigests(t *testing.T) {
+	sum := func(s string) Known {
+		return Known{MD5: md5.Sum([]byte(s)), HasMD5: true}
+	}
+	tests := []struct {
+		name     string
+		cached   map[string]Known // by path
+		bytes    bool             // the lookup is offered at all
+		read     int
+		tampered bool
+	}{
+		{name: "no cache", bytes: false, read: 2},
+		{name: "both cached", bytes: true, cached: map[string]Known{"/usr/bin/a": sum("a\n"), "/usr/bin/b": sum("b\n")}, read: 0},
+		{name: "one cached", bytes: true, cached: map[string]Known{"/usr/bin/a": sum("a\n")}, read: 1},
+		{name: "cached but differs", bytes: true, cached: map[string]Known{"/usr/bin/a": sum("x\n"), "/usr/bin/b": sum("b\n")}, read: 1},
+		{name: "cached without the digest expected", bytes: true, cached: map[string]Known{"/usr/bin/a": {}, "/usr/bin/b": sum("b\n")}, read: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, s, _ := tamperWorld(t)
+			if err := writeRaw(s.Root, stampsDir+"/p_amd64", nil); err != nil { // no record vouches
+				t.Fatal(err)
+			}
+			var asked int64
+			s.Cached = func(bytes int64) func(fsattr.Info) (Known, bool) {
+				asked = bytes
+				if !tt.bytes {
+					return nil
+				}
+				return func(info fsattr.Info) (Known, bool) {
+					for p, n := range w.fs.nodes {
+						if n.info.Ident == info.Ident {
+							k, ok := tt.cached[p]
+							return k, ok
+						}
+					}
+					return Known{}, false
+				}
+			}
+			rep, err := s.Begin(context.Background(), Request{Remove: []string{"p"}}, Process{Pid: 1, StartTime: 1, Via: "wrapper"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if asked != 4+2*4096 {
+				t.Errorf("Cached was offered %d bytes to read, want the files' 4 and a page each", asked)
+			}
+			if rep.Read != tt.read || len(rep.Tampered) != 0 {
+				t.Errorf("read %d files, tampered %v; want %d read, none tampered", rep.Read, rep.Tampered, tt.read)
+			}
+		})
 	}
 }

@@ -43,6 +43,13 @@ type System struct {
 	// its installed version): the check before an unlock compares with
 	// it as with the md5sums.
 	Manifest func(p *dpkgdb.Package) (map[string][32]byte, error)
+	// Cached, when set, is asked by that check for digests read earlier
+	// (the audit's incremental cache) of the files no relock record
+	// vouches for, which would cost reading bytes: it returns a lookup,
+	// or nil when it has none or loading it would cost more than reading
+	// the files. The lookup gives the digests of a file only if it is
+	// immutable and has the stamps it had when it was read.
+	Cached func(bytes int64) func(info fsattr.Info) (Known, bool)
 	// Keep, when set, is called by Begin with each tampered file it found
 	// before unlocking anything, and open to read the very inode it
 	// checked (nil when it is not a regular file): the CLI keeps the
