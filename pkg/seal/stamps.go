@@ -258,3 +258,23 @@ func (s *System) recordStamps(ctx context.Context, lock []*dpkgdb.Package, plan 
 	}
 	return saveStamps(s.Root, out)
 }
+
+// RecordVerified replaces the records of packages with the files that
+// were just verified against their md5sums, as lstat saw them before the
+// read (lock does this while it records the manifests it reads every
+// file for). Only files that were immutable then are recorded: nobody
+// could change them between that lstat and the read without moving
+// their ctime.
+func RecordVerified(root string, files map[*dpkgdb.Package][]fsattr.Info) error {
+	recs := make(map[*dpkgdb.Package][]stamp, len(files))
+	for p, infos := range files {
+		var rs []stamp
+		for _, info := range infos {
+			if imm, known := info.Immutable(); known && imm && info.IsRegular() {
+				rs = append(rs, stampOf(info))
+			}
+		}
+		recs[p] = rs
+	}
+	return saveStamps(root, recs)
+}
