@@ -250,8 +250,10 @@ func (s *System) recordStamps(ctx context.Context, lock []*dpkgdb.Package, plan 
 		out[p] = nil
 	}
 	for t, st := range recs {
+		added := map[*dpkgdb.Package]bool{} // a hard link within one package: one record
 		for _, ow := range t.Owners {
-			if p := byID[ow.Pkg]; p != nil {
+			if p := byID[ow.Pkg]; p != nil && !added[p] {
+				added[p] = true
 				out[p] = append(out[p], st)
 			}
 		}

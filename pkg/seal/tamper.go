@@ -111,11 +111,11 @@ type checkResult struct {
 	tampered []Tampered
 	good     map[fsattr.Ident]bool // regular files that match what debseal knows
 	checked  int                   // files checked
-	read     int                   // of which read (their stamps did not vouch for them)
+	read     int                   // of which read (nothing vouched for them)
 	errs     []error               // files or expectations that could not be read
 }
 
-// candidate is a file the check looks at, with the owners whose
+// checkCand is a file the check looks at, with the owners whose
 // expectations count (sealed, configured, not excluded by policy).
 type checkCand struct {
 	t      *Target
