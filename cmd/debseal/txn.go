@@ -293,8 +293,9 @@ func (l *eventLog) begin(rep *seal.BeginReport, what string) {
 		l.Infof("%s: unlocked %d files of %d packages%s%s", what, rep.Unlocked, rep.Packages, nameList(rep.Names), checked)
 	}
 	if rep != nil {
-		// A security event: on dpkg's output (the journal when a unit
-		// runs apt) and in the log, each with what the next audit shows.
+		// A security event: on dpkg's output and in the log, as every
+		// hook event; the next audit (the daily timer: the journal)
+		// reports it too.
 		for _, t := range rep.Tampered {
 			l.Warnf("%s: tampered-before-upgrade: %s; %s", what, t, t.Evidence)
 		}
