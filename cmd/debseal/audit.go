@@ -16,6 +16,7 @@ import (
 	"github.com/debseal/debseal/dpkghook"
 	"github.com/debseal/debseal/pkg/audit"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/evidence"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/mountinfo"
@@ -54,6 +55,8 @@ func auditCommand() *cli.Command {
 			"nor mount-allow) are reported first, as shadowed (see debseal(8)).\n" +
 			"A sealed file found mutable that debseal saw locked since, with no dpkg run's journal\n" +
 			"naming it, is reported as lifted, with the window (last seen locked, found mutable).\n" +
+			"Tampered files that dpkg runs found before replacing them are reported as\n" +
+			"tampered-before-upgrade until debseal evidence clear acknowledges them.\n" +
 			"Informational lines (path-excluded files) are not findings.\n\n" + exitHelp("audit"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output `FORMAT`: text, dpkg (dpkg --verify lines), json (one object per line), prometheus (node_exporter textfile)"},
@@ -154,10 +157,11 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 	for _, e := range jerrs {
 		fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", e)
 	}
+	evs, everrs := evidence.List(g.Root)
 	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, FS: sys.fs.Root,
 		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root), Mounts: mountinfo.Self,
 		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
-			Progress: newProgress(o.Stderr, true)},
+			Progress: newProgress(o.Stderr, true), Evidence: evs, EvidenceErrors: everrs},
 		Seen: seenLog, Transactions: txns}
 	sum, err := a.Run(ctx, pkgs, rend.finding)
 	if err != nil {
@@ -331,7 +335,8 @@ type jsonFinding struct {
 	Source   string     `json:"source,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	Dpkg     string     `json:"dpkg,omitempty"`
-	Mount    *mountJSON `json:"mount,omitempty"` // shadowed only
+	Mount    *mountJSON `json:"mount,omitempty"`    // shadowed only
+	Evidence string     `json:"evidence,omitempty"` // tampered-before-upgrade only
 	// lifted: the window in which the flag was lifted
 	SeenLocked    string `json:"seen_locked,omitempty"`
 	SeenBy        string `json:"seen_by,omitempty"`
@@ -374,7 +379,8 @@ type jsonSummary struct {
 
 func (r *jsonRenderer) finding(f audit.Finding) {
 	j := jsonFinding{Type: "finding", Kind: f.Kind.String(), Info: f.Kind.Info(), Package: f.Package, Path: f.Path,
-		Conffile: f.Conffile, Expected: f.Expected, Actual: f.Actual, Source: f.Source, Dpkg: strings.TrimRight(f.Dpkg, " ")}
+		Conffile: f.Conffile, Expected: f.Expected, Actual: f.Actual, Source: f.Source, Dpkg: strings.TrimRight(f.Dpkg, " "),
+		Evidence: f.Evidence}
 	if f.Real != f.Path {
 		j.Real = f.Real
 	}

@@ -40,6 +40,8 @@ func dpkgCommand() *cli.Command {
 			"EXIT CODES:\n" +
 			"   dpkg's own exit status (or its signal), whatever debseal's relock does\n" +
 			"   2   also when debseal could not run dpkg (it says why)\n" +
+			"   4   refused: refuse-tampered-upgrade is on and sealed files the run would replace\n" +
+			"       are tampered (each is listed and kept as evidence); dpkg did not run\n" +
 			"   64  usage: a bad debseal option before dpkg (an empty --root, roots that disagree)",
 		Action: func(c *cli.Context) error {
 			var outer *globalOpts
@@ -138,7 +140,7 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	// Descriptors to hand over, found before debseal opens any of its own.
 	fds := inheritedFDs()
 
-	se, closeFS, err := openSession(g, owner, true, log)
+	se, closeFS, err := openSession(g, owner, true, log, what)
 	if err != nil {
 		log.Errorf("%s: %v", what, err)
 		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
@@ -153,9 +155,9 @@ func runDpkgWrapper(ctx context.Context, args []string, stderr io.Writer) int {
 	rep, err := se.Start(ctx, req)
 	log.session(rep, what)
 	if err != nil {
-		log.Errorf("%s: %v", what, err)
+		log.startFailed(what, err)
 		fmt.Fprintf(stderr, "debseal: %v\n", hookFailed(err))
-		return 2
+		return exitCode(err) // 2, or 4 when it refuses tampered files
 	}
 	fault("after-unlock")
 

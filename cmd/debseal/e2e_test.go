@@ -294,7 +294,8 @@ func TestEndToEndApt(t *testing.T) {
 			runSteps(t, c, e2eSteps(mode))
 			log, _ := os.ReadFile(c.Path("/var/log/debseal.log"))
 			for _, l := range strings.Split(string(log), "\n") {
-				if strings.Contains(l, " error: ") || strings.Contains(l, "orphan") || strings.Contains(l, "MISMATCH") || strings.Contains(l, "changed after dpkg wrote it") {
+				if strings.Contains(l, " error: ") || strings.Contains(l, "orphan") || strings.Contains(l, "MISMATCH") || strings.Contains(l, "changed after dpkg wrote it") ||
+					strings.Contains(l, "tampered-before-upgrade") || strings.Contains(l, "not checked before unlocking") {
 					t.Errorf("debseal.log: %s", l)
 				}
 			}

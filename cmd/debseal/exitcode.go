@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/debseal/debseal/pkg/seal"
 )
 
 // Exit codes. Commands return errors and only exitCode decides the code;
@@ -16,6 +18,7 @@ const (
 	exitFindings = 1  // done, but something is wrong with the files: audit findings, verify mismatches
 	exitError    = 2  // failed: bad input, unreadable database or config, I/O errors, lock held
 	exitPartial  = 3  // done, except for some files or packages (each listed)
+	exitRefused  = 4  // a dpkg run refused: sealed files it would replace are tampered (refuse-tampered-upgrade)
 	exitUsage    = 64 // bad command line (EX_USAGE)
 )
 
@@ -35,6 +38,8 @@ var exitTable = []exitRow{
 		nil},
 	{exitPartial, "partial: done, except for some files or packages that could not be changed, examined or recorded; each is listed on standard error",
 		[]string{"lock", "unlock", "status", "manifest", "recover"}},
+	{exitRefused, "refused: refuse-tampered-upgrade is on and sealed files the dpkg run would replace are tampered (each is listed, and kept as evidence); nothing was unlocked and dpkg did not run (debseal dpkg, and the hook that stops dpkg or apt)",
+		[]string{"dpkg"}},
 	{exitUsage, "usage: an unknown command or option, missing or extra arguments, an empty --root, a --config that does not exist",
 		nil},
 	{130, "stopped by SIGINT (143: by SIGTERM)", nil},
@@ -118,6 +123,8 @@ func exitCode(err error) int {
 		return int(st)
 	case errors.As(err, &oc):
 		return oc.code
+	case errors.Is(err, seal.ErrTampered):
+		return exitRefused
 	default:
 		return exitError
 	}

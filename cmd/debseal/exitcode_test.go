@@ -142,6 +142,15 @@ func lockAll(t *testing.T, s *testutil.Sandbox) {
 	}
 }
 
+// refuseTampered seals the sandbox with refuse-tampered-upgrade on and
+// tampers with a sealed file as root would (chattr -i, write, chattr +i).
+func refuseTampered(t *testing.T, s *testutil.Sandbox) {
+	t.Helper()
+	writeFile("/etc/debseal/debseal.conf", "refuse-tampered-upgrade = yes\n")(t, s)
+	lockAll(t, s)
+	replaceLocked(t, s.Path("/usr/bin/dstest-tool"), true, writeContent([]byte("evil\n")))
+}
+
 // exitCase is one command line and the exit code it must end with. In
 // args and env, {root} is the sandbox copy's root and {deb} a test package.
 type exitCase struct {
@@ -210,6 +219,12 @@ func TestExitCodes(t *testing.T) {
 		{cmd: "manifest", name: "a tampered file", prep: tamper, args: []string{"--root", "{root}", "manifest", "--all"}, code: exitFindings, stderr: "differ from their packages"},
 		{cmd: "manifest", name: "a bad md5sums line", prep: badMD5SumsLine, args: []string{"--root", "{root}", "manifest", "--all"}, code: exitFindings, stderr: "1 md5sums lines are malformed"},
 
+		{cmd: "evidence", name: "list, nothing recorded", args: []string{"--root", "{root}", "evidence", "list"}, code: exitOK},
+		{cmd: "evidence", name: "unknown subcommand", args: []string{"--root", "{root}", "evidence", "bogus"}, code: exitUsage, stderr: `unknown command "evidence bogus"`},
+		{cmd: "evidence", name: "clear what", args: []string{"--root", "{root}", "evidence", "clear"}, code: exitUsage, stderr: "no IDs given"},
+		{cmd: "evidence", name: "clear an unknown record", prep: mkdir("/var/lib/debseal/evidence"), args: []string{"--root", "{root}", "evidence", "clear", "nope"}, code: exitError, stderr: "no such event: nope"},
+		{cmd: "evidence", name: "a corrupt record", prep: writeFile("/var/lib/debseal/evidence/x.json", "{"), args: []string{"--root", "{root}", "evidence", "list"}, code: exitError, stderr: "x.json is corrupt"},
+
 		{cmd: "recover", name: "extra argument", args: []string{"--root", "{root}", "recover", "now"}, code: exitUsage, stderr: `recover takes no arguments, got ["now"]`},
 		{cmd: "recover", name: "success", args: []string{"--root", "{root}", "recover"}, code: exitOK},
 		{cmd: "recover", name: "corrupt journal", prep: writeFile("/var/lib/debseal/journal/wrapper-1-1.json", "{not json"), args: []string{"--root", "{root}", "recover"}, code: exitPartial, stderr: "corrupt"},
@@ -238,6 +253,8 @@ func TestExitCodes(t *testing.T) {
 		{cmd: "dpkg", name: "as dpkg, 1", asDpkg: true, args: []string{"--compare-versions", "2", "lt", "1"}, dpkgArg: []string{"--compare-versions", "2", "lt", "1"}},
 		{cmd: "dpkg", name: "as dpkg, usage error", asDpkg: true, args: []string{"--bogus"}, dpkgArg: []string{"--bogus"}},
 		{cmd: "dpkg", name: "as dpkg, help", asDpkg: true, args: []string{"--help"}, dpkgArg: []string{"--help"}},
+		{cmd: "dpkg", name: "refuses a tampered file", prep: refuseTampered, args: []string{"--root", "{root}", "dpkg", "-i", "{deb}"}, code: exitRefused,
+			stderr: "refusing to let dpkg replace 1 tampered sealed files"},
 
 		// Hooks: a pre hook that fails stops dpkg (any non-zero status),
 		// a post hook never fails it; their root is dpkg's or apt's.
@@ -331,6 +348,7 @@ func TestStdoutWriteErrors(t *testing.T) {
 		{cmd: "unlock", prep: lockAll, args: []string{"--root", "{root}", "unlock", "--all"}},
 		{cmd: "manifest", args: []string{"--root", "{root}", "manifest", "--all"}},
 		{cmd: "recover", args: []string{"--root", "{root}", "recover"}},
+		{cmd: "evidence", args: []string{"--root", "{root}", "evidence", "list"}},
 		{cmd: "setup", args: []string{"--root", "{root}", "setup"}},
 		{cmd: "teardown", args: []string{"--root", "{root}", "teardown"}},
 		{cmd: "inspect", args: []string{"inspect", "{deb}"}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,7 +84,7 @@ func runHookDpkg(ctx context.Context, pre bool, stderr io.Writer) error {
 	}
 	owner := processOf(dpkg, "dpkg-hook")
 	req, what := dpkgRequest(dpkg)
-	se, closeFS, err := openSession(g, owner, true, log)
+	se, closeFS, err := openSession(g, owner, true, log, what)
 	if err != nil {
 		log.Errorf("%s: %v", what, err)
 		if pre {
@@ -96,7 +97,7 @@ func runHookDpkg(ctx context.Context, pre bool, stderr io.Writer) error {
 		rep, err := se.Start(ctx, req)
 		log.session(rep, what)
 		if err != nil {
-			log.Errorf("%s: %v", what, err)
+			log.startFailed(what, err)
 			return hookFailed(err)
 		}
 		fault("after-unlock")
@@ -151,6 +152,9 @@ func shortArgs(args []string) string {
 // hookFailed explains a pre hook failure: dpkg (or apt) stops before it
 // changes anything.
 func hookFailed(err error) error {
+	if errors.Is(err, seal.ErrTampered) {
+		return fmt.Errorf("%w\ndebseal: stopping before dpkg changes anything (refuse-tampered-upgrade = yes in debseal.conf)", err)
+	}
 	return fmt.Errorf("%w\ndebseal: stopping before dpkg changes anything; fix the problem, or run the command with DEBSEAL_DISABLE=1 to bypass debseal (locked files will then make dpkg fail)", err)
 }
 
@@ -184,7 +188,7 @@ func runHookAptPreInvoke(ctx context.Context, g globalOpts, stderr io.Writer) er
 		log.Errorf("pre-invoke: %v", err)
 		return nil
 	}
-	se, closeFS, err := openSession(g, owner, true, log)
+	se, closeFS, err := openSession(g, owner, true, log, "")
 	if err != nil {
 		log.Errorf("pre-invoke: %v", err)
 		return nil
@@ -217,17 +221,17 @@ func runHookAptPkgs(ctx context.Context, g globalOpts, stdin io.Reader, stderr i
 		log.Errorf("pre-install-pkgs: %v", err)
 		return hookFailed(err)
 	}
-	se, closeFS, err := openSession(g, owner, true, log)
+	what := fmt.Sprintf("apt transaction (%d packages)", len(info.Lines)+len(info.Debs))
+	se, closeFS, err := openSession(g, owner, true, log, what)
 	if err != nil {
 		log.Errorf("pre-install-pkgs: %v", err)
 		return hookFailed(err)
 	}
 	defer closeFS()
-	what := fmt.Sprintf("apt transaction (%d packages)", len(info.Lines)+len(info.Debs))
 	rep, err := se.Start(ctx, info.Request())
 	log.session(rep, what)
 	if err != nil {
-		log.Errorf("%s: %v", what, err)
+		log.startFailed(what, err)
 		return hookFailed(err)
 	}
 	fault("after-unlock")
@@ -248,7 +252,7 @@ func runHookAptPostInvoke(ctx context.Context, g globalOpts, stderr io.Writer) e
 		log.Errorf("post-invoke: %v", err)
 		return nil
 	}
-	se, closeFS, err := openSession(g, owner, true, log)
+	se, closeFS, err := openSession(g, owner, true, log, "")
 	if err != nil {
 		log.Errorf("post-invoke: %v", err)
 		return nil

@@ -8,10 +8,12 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/progress"
 	"github.com/debseal/debseal/pkg/seal"
@@ -342,6 +344,16 @@ func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Pac
 	if len(need) == 0 {
 		return 0, nil, nil
 	}
+	// Every file is read for its manifest here, after the lock: what
+	// matches the md5sums is recorded as verified, so that the check
+	// before the first upgrade need not read it again (pkg/seal).
+	var vmu sync.Mutex
+	verified := map[*dpkgdb.Package][]fsattr.Info{}
+	b.Verified = func(p *dpkgdb.Package, info fsattr.Info) {
+		vmu.Lock()
+		verified[p] = append(verified[p], info)
+		vmu.Unlock()
+	}
 	results, err := buildManifests(ctx, b, need, false, prog)
 	if err != nil {
 		return 0, nil, []error{err}
@@ -360,9 +372,13 @@ func recordMissingManifests(ctx context.Context, sys *system, pkgs []*dpkgdb.Pac
 		}
 		if r.err != nil {
 			errs = append(errs, fmt.Errorf("manifest of %s: %w", need[i].ID(), r.err))
+			delete(verified, need[i])
 			continue
 		}
 		n++
+	}
+	if err := seal.RecordVerified(sys.g.Root, verified); err != nil {
+		errs = append(errs, err)
 	}
 	return n, mism, errs
 }

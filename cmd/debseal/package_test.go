@@ -351,6 +351,18 @@ func TestBashCompletion(t *testing.T) {
 				t.Errorf("completion of %s does not offer --%s", c.Name, f.Names()[0])
 			}
 		}
+		subs := complete("debseal", c.Name, "")
+		for _, sub := range c.Subcommands {
+			if !has(subs, sub.Name) {
+				t.Errorf("completion of %s does not offer %s", c.Name, sub.Name)
+			}
+			opts := complete("debseal", c.Name, sub.Name, "--")
+			for _, f := range sub.Flags {
+				if !has(opts, "--"+f.Names()[0]) {
+					t.Errorf("completion of %s %s does not offer --%s", c.Name, sub.Name, f.Names()[0])
+				}
+			}
+		}
 	}
 	if got := complete("debseal", "setup", "--mode", ""); !has(got, "divert") || !has(got, "dpkg-hooks") {
 		t.Errorf("modes: %v", got)

@@ -40,7 +40,7 @@ func runRecover(ctx context.Context, g globalOpts, force bool, out, stderr io.Wr
 		return err
 	}
 	log := newEventLog(g.Root, "recover", nil)
-	se, closeFS, err := openSession(g, owner, false, log)
+	se, closeFS, err := openSession(g, owner, false, log, "")
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/debseal/debseal/dpkghook"
+	"github.com/debseal/debseal/pkg/audit"
 	"github.com/debseal/debseal/pkg/confined"
 	"github.com/debseal/debseal/pkg/deb"
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/evidence"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/policy"
@@ -55,6 +58,12 @@ func openSeal(g globalOpts, pol *policy.Config) (*seal.System, func(), error) {
 		}
 		return b.Record(ctx, pkgs, mdebs)
 	}
+	s.Manifest = func(p *dpkgdb.Package) (map[string][32]byte, error) {
+		return manifestSHA256(g.Root, p)
+	}
+	s.Cached = func(bytes int64) func(fsattr.Info) (seal.Known, bool) {
+		return auditCacheLookup(g.Root, bytes)
+	}
 	s.Forget = func(gone []seal.PkgArch) error {
 		store := manifest.StoreFor(g.Root)
 		var errs []error
@@ -66,6 +75,79 @@ func openSeal(g globalOpts, pol *policy.Config) (*seal.System, func(), error) {
 		return errors.Join(errs...)
 	}
 	return s, func() { fs.Close() }, nil
+}
+
+// manifestSHA256 is the SHA-256 of each regular file of p as its manifest
+// records it, by listed path: nil when there is none, or only one for
+// another version (it describes other files).
+func manifestSHA256(root string, p *dpkgdb.Package) (map[string][32]byte, error) {
+	m, err := manifest.StoreFor(root).Load(p.Name, p.Arch)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil || m.Version != p.Version {
+		return nil, err
+	}
+	out := make(map[string][32]byte, len(m.Entries))
+	for _, e := range m.Entries {
+		if e.Type == manifest.TypeFile && e.HasSHA256 {
+			out[e.Path] = e.SHA256
+		}
+	}
+	return out, nil
+}
+
+// auditCacheLookup offers the audit's cache to the check before an
+// unlock, for files no relock record vouches for: only when loading it
+// costs less than reading bytes of files would (it holds the whole
+// system, and each of its bytes is read once and checksummed).
+func auditCacheLookup(root string, bytes int64) func(fsattr.Info) (seal.Known, bool) {
+	if size, err := audit.CacheSize(root); err != nil || size > bytes {
+		return nil
+	}
+	c, err := audit.LoadCache(root)
+	if err != nil || c.Len() == 0 {
+		return nil
+	}
+	return func(info fsattr.Info) (seal.Known, bool) {
+		e, ok := c.Vouch(info)
+		return seal.Known{MD5: e.MD5, SHA256: e.SHA256, HasMD5: e.HasMD5, HasSHA: e.HasSHA256}, ok
+	}
+}
+
+// keepEvidence makes Begin keep what it finds tampered under the root
+// (pkg/evidence), within the bounds of the policy, naming run (what dpkg
+// was about to do).
+func keepEvidence(s *seal.System, run string) {
+	st := &evidence.Store{Root: s.Root, MaxFile: s.Policy.EvidenceMaxFile, MaxTotal: s.Policy.EvidenceMaxTotal}
+	s.Keep = func(t seal.Tampered, open func() (io.ReadCloser, error)) (string, error) {
+		ev, isNew, err := st.Keep(evidenceEvent(t, run), open)
+		if err != nil {
+			return "no evidence kept", err
+		}
+		if !isNew {
+			return "recorded before: " + ev.Where(), nil
+		}
+		return "evidence " + ev.Where(), nil
+	}
+}
+
+// evidenceEvent is what the evidence records of a tampered file.
+func evidenceEvent(t seal.Tampered, run string) evidence.Event {
+	ev := evidence.Event{Package: t.Owner.Pkg, Path: t.Owner.Path, Run: run, Type: t.TypeName(), Link: t.Link, Size: t.Info.Size}
+	if t.Owner.Real != t.Owner.Path {
+		ev.Real = t.Owner.Real
+	}
+	if t.HasMD5 {
+		ev.ExpectedMD5 = hex.EncodeToString(t.WantMD5[:])
+	}
+	if t.HasSHA256 {
+		ev.ExpectedSHA256 = hex.EncodeToString(t.WantSHA256[:])
+	}
+	if t.Regular() {
+		ev.ActualMD5, ev.ActualSHA256 = hex.EncodeToString(t.GotMD5[:]), hex.EncodeToString(t.GotSHA256[:])
+	}
+	return ev
 }
 
 // readDeb reads an archive's control member for a transaction plan.
@@ -154,6 +236,11 @@ func (l *eventLog) timing(what string, dpkgTime time.Duration) {
 }
 
 func (l *eventLog) write(level, format string, args ...any) {
+	l.record(level, level != "info", format, args...)
+}
+
+// record writes one line to the log, and to stderr when toStderr.
+func (l *eventLog) record(level string, toStderr bool, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	line := fmt.Sprintf("%s debseal[%d] %s %s: %s\n", time.Now().UTC().Format(time.RFC3339), os.Getpid(), l.via, level, msg)
 	// Through the root (pkg/confined): ROOT/var/log may be a symlink that
@@ -172,9 +259,16 @@ func (l *eventLog) write(level, format string, args ...any) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && l.stderr != nil {
 		fmt.Fprintf(l.stderr, "debseal: warning: log not written: %v\n", err)
 	}
-	if level != "info" && l.stderr != nil {
+	if toStderr && l.stderr != nil {
 		fmt.Fprintf(l.stderr, "debseal: %s: %s\n", level, msg)
 	}
+}
+
+// startFailed logs why a transaction could not start. A refusal of
+// tampered files goes to the log only: the error the hook or the
+// wrapper returns says it on stderr already, file by file.
+func (l *eventLog) startFailed(what string, err error) {
+	l.record("error", !errors.Is(err, seal.ErrTampered), "%s: %v", what, err)
 }
 
 func (l *eventLog) Infof(format string, args ...any)  { l.write("info", format, args...) }
@@ -183,13 +277,31 @@ func (l *eventLog) Errorf(format string, args ...any) { l.write("error", format,
 
 // logBegin records what Begin did.
 func (l *eventLog) begin(rep *seal.BeginReport, what string) {
+	checked := ""
+	if rep != nil && rep.Checked > 0 {
+		checked = fmt.Sprintf("; checked %d sealed files first, %d of them read (%.1f ms, cpu %.1f ms)", rep.Checked, rep.Read,
+			float64(rep.CheckTime)/1e6, float64(rep.CheckCPU)/1e6)
+	}
 	switch {
 	case rep == nil:
 	case rep.Skipped != "":
+	case rep.Journal == nil:
+		// Refused, or failed before the unlock: the error says why.
 	case rep.All:
-		l.Warnf("%s: unlocked everything sealed (%d files in %d packages): %s", what, rep.Unlocked, rep.Packages, rep.Reason)
+		l.Warnf("%s: unlocked everything sealed (%d files in %d packages): %s%s", what, rep.Unlocked, rep.Packages, rep.Reason, checked)
 	default:
-		l.Infof("%s: unlocked %d files of %d packages%s", what, rep.Unlocked, rep.Packages, nameList(rep.Names))
+		l.Infof("%s: unlocked %d files of %d packages%s%s", what, rep.Unlocked, rep.Packages, nameList(rep.Names), checked)
+	}
+	if rep != nil {
+		// A security event: on dpkg's output and in the log, as every
+		// hook event; the next audit (the daily timer: the journal)
+		// reports it too.
+		for _, t := range rep.Tampered {
+			l.Warnf("%s: tampered-before-upgrade: %s; %s", what, t, t.Evidence)
+		}
+		for _, e := range rep.CheckErrors {
+			l.Warnf("%s: not checked before unlocking (dpkg goes on): %v", what, e)
+		}
 	}
 	if rep != nil && rep.Ignored > 0 {
 		l.Infof("%s: left alone %d locked files that scripts or archives name but no sealed package owns", what, rep.Ignored)
@@ -247,14 +359,15 @@ func (l *eventLog) end(rep *seal.EndReport, what string) {
 	}
 }
 
-// openSession opens the root for a transaction of owner. For a hook or
+// openSession opens the root for a transaction of owner (run says what
+// it is, for the evidence of tampered files). For a hook or
 // the wrapper (inPath), the processes above this one (the dpkg a hook
 // serves, the apt that runs it) are the session's own: the locks they
 // hold do not make the system busy. debseal recover has none: run from a
 // maintainer script, it must not relock under the dpkg that runs it.
 // They also read the policy differently (hookPolicy, loadPolicy); log is
 // where a hook says which it applies.
-func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog) (*seal.Session, func(), error) {
+func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog, run string) (*seal.Session, func(), error) {
 	// Without the capability nothing can be unlocked or relocked: stop
 	// before dpkg changes anything rather than let it fail on the first
 	// locked file it must replace, half way through.
@@ -278,6 +391,7 @@ func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog) (
 	if inPath {
 		s.Ours = ancestors()
 	}
+	keepEvidence(s, run)
 	return &seal.Session{System: s, Owner: owner, LockWait: lockWait}, closeFS, nil
 }
 

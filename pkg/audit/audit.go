@@ -9,12 +9,14 @@ import (
 	"path"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/evidence"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
 	"github.com/debseal/debseal/pkg/mountinfo"
@@ -43,6 +45,12 @@ type Options struct {
 	// Progress counts packages: the total is len(pkgs) (every package
 	// with files when nil), and each is added once its findings are out.
 	Progress progress.Meter
+	// Evidence are the tampered files dpkg runs found before replacing
+	// them (evidence.List), and EvidenceErrors the records that could not
+	// be read: each is a TamperedBeforeUpgrade finding until an admin
+	// clears it, whatever the file is now.
+	Evidence       []evidence.Event
+	EvidenceErrors []error
 }
 
 // Auditor audits the packages of one system.
@@ -301,6 +309,10 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	}
 	v := &lockVerdict{seen: a.Seen, txns: a.Transactions, start: start, now: time.Now()}
 	for _, f := range sh.locks.findings(v) {
+		sum.ByKind[f.Kind]++
+		emit(f)
+	}
+	for _, f := range a.evidenceFindings(pkgs, subset) {
 		sum.ByKind[f.Kind]++
 		emit(f)
 	}
@@ -636,4 +648,39 @@ func (c *windowCount) waitBelow(maxFiles, minPkgs int) {
 	for c.pkgs >= minPkgs && (c.files >= maxFiles || c.pkgs >= windowPackagesMax) {
 		c.cond.Wait()
 	}
+}
+
+// evidenceFindings turns the recorded evidence into findings: every
+// event, or those of the audited packages (by name: the package may have
+// been reinstalled for another architecture since), and every record that
+// cannot be read (a damaged record may hide an event).
+func (a *Auditor) evidenceFindings(pkgs []*dpkgdb.Package, subset bool) []Finding {
+	names := map[string]bool{}
+	for _, p := range pkgs {
+		names[p.Name] = true
+	}
+	var out []Finding
+	for _, ev := range a.Opts.Evidence {
+		if name, _, _ := strings.Cut(ev.Package, ":"); subset && !names[name] {
+			continue
+		}
+		real := ev.Real
+		if real == "" {
+			real = ev.Path
+		}
+		out = append(out, Finding{Kind: TamperedBeforeUpgrade, Package: ev.Package, Path: ev.Path, Real: real,
+			Expected: ev.Expected(), Actual: ev.Actual(), Source: ev.Source(),
+			Evidence: "found " + ev.Time.Format(time.RFC3339) + beforeRun(ev.Run) + "; evidence " + ev.Where()})
+	}
+	for _, err := range a.Opts.EvidenceErrors {
+		out = append(out, Finding{Kind: TamperedBeforeUpgrade, Path: "/" + evidence.Dir, Real: "/" + evidence.Dir, Err: err})
+	}
+	return out
+}
+
+func beforeRun(run string) string {
+	if run == "" {
+		return ""
+	}
+	return " before " + run
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/evidence"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/policy"
@@ -285,5 +286,71 @@ func TestRunShadowed(t *testing.T) {
 	got, sum = run(false, mounts)
 	if read != 0 || sum.ByKind[Shadowed] != 0 || len(got) != 0 {
 		t.Errorf("nothing sealed: mount list read %d times, findings %q", read, got)
+	}
+}
+
+// Recorded evidence is reported whatever the file is now: every event
+// when auditing everything, the audited packages' when some are named,
+// and a record that cannot be read always (it may hide an event).
+func TestEvidenceFindings(t *testing.T) {
+	root := t.TempDir()
+	admin := filepath.Join(root, "var/lib/dpkg")
+	os.MkdirAll(filepath.Join(admin, "info"), 0o755)
+	os.WriteFile(filepath.Join(admin, "status"), []byte("Package: p\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n\n"+
+		"Package: q\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"), 0o644)
+	os.WriteFile(filepath.Join(admin, "info/p.list"), []byte("/.\n"), 0o644)
+	os.WriteFile(filepath.Join(admin, "info/q.list"), []byte("/.\n"), 0o644)
+	db, err := dpkgdb.Open(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := fsattr.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	evs := []evidence.Event{
+		{ID: "1", Package: "p", Path: "/usr/bin/p", Type: "file", ExpectedMD5: "aa", ActualMD5: "bb", Copy: "1.copy", Run: "dpkg -i p.deb"},
+		{ID: "2", Package: "q", Path: "/usr/bin/q", Type: "symlink", Link: "/etc/shadow", ExpectedSHA256: "cc", NoCopy: "not a regular file"},
+	}
+	bad := errors.New("evidence: x.json is corrupt")
+	tests := []struct {
+		name string
+		only []string
+		want []string
+	}{
+		{"everything", nil, []string{
+			"tampered-before-upgrade p /usr/bin/p: expected md5 aa, found md5 bb (md5sums); found 0001-01-01T00:00:00Z before dpkg -i p.deb; evidence /var/lib/debseal/evidence/1.json, copy /var/lib/debseal/evidence/1.copy",
+			"tampered-before-upgrade q /usr/bin/q: expected a regular file, found a symlink to /etc/shadow (manifest); found 0001-01-01T00:00:00Z; evidence /var/lib/debseal/evidence/2.json, no copy: not a regular file",
+			"tampered-before-upgrade  /var/lib/debseal/evidence: evidence: x.json is corrupt",
+		}},
+		{"one package", []string{"q"}, []string{
+			"tampered-before-upgrade q /usr/bin/q: expected a regular file, found a symlink to /etc/shadow (manifest); found 0001-01-01T00:00:00Z; evidence /var/lib/debseal/evidence/2.json, no copy: not a regular file",
+			"tampered-before-upgrade  /var/lib/debseal/evidence: evidence: x.json is corrupt",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &Auditor{DB: db, Policy: policy.Default(), FS: fsys, Opts: Options{Evidence: evs, EvidenceErrors: []error{bad}}}
+			var pkgs []*dpkgdb.Package
+			for _, n := range tt.only {
+				pkgs = append(pkgs, db.Lookup(n)...)
+			}
+			var got []string
+			sum, err := a.Run(context.Background(), pkgs, func(f Finding) {
+				s := f.String()
+				s = strings.Replace(s, " ["+f.Package+"]", "", 1)
+				got = append(got, f.Kind.String()+" "+f.Package+" "+strings.TrimPrefix(s, f.Kind.String()+" "))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			if sum.ByKind[TamperedBeforeUpgrade] != len(tt.want) || sum.Findings() != len(tt.want) {
+				t.Errorf("summary counts %d tampered-before-upgrade, %d findings; want %d", sum.ByKind[TamperedBeforeUpgrade], sum.Findings(), len(tt.want))
+			}
+		})
 	}
 }

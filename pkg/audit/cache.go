@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/debseal/debseal/pkg/confined"
+	"github.com/debseal/debseal/pkg/fsattr"
 )
 
 // Cache is the incremental audit's memory: for every regular file it read
@@ -136,6 +137,35 @@ func (c *Cache) Lookup(dev, ino uint64) (CacheEntry, bool) {
 		}
 	}
 	return CacheEntry{}, false
+}
+
+// Vouch returns the entry of a file when the cache vouches for its
+// digests: it is immutable now, and its device, inode, size, mtime and
+// ctime are those it had when it was read (see Cache). The check before
+// an upgrade (pkg/seal) asks this too.
+func (c *Cache) Vouch(info fsattr.Info) (CacheEntry, bool) {
+	if imm, known := info.Immutable(); !known || !imm {
+		return CacheEntry{}, false
+	}
+	e, ok := c.Lookup(info.Dev, info.Ino)
+	if !ok || e.Size != info.Size || e.Mtime != info.Mtime || e.Ctime != info.Ctime {
+		return CacheEntry{}, false
+	}
+	return e, true
+}
+
+// CacheSize is the size of a root's cache file: what loading it costs.
+func CacheSize(root string) (int64, error) {
+	r, err := confined.Open(root)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	defer r.Close()
+	info, err := r.Lstat(CacheFile)
+	if err != nil {
+		return 0, fmt.Errorf("audit: %w", err)
+	}
+	return info.Size, nil
 }
 
 // Put remembers a file for the next run.

@@ -255,7 +255,7 @@ func (w *worker) digest(d *fsattr.Dir, pf *fsattr.PathFile, name string, info fs
 	trusted := known && imm
 	c := w.a.Opts.Cache
 	if trusted && c != nil && !w.a.Opts.Full {
-		if e, ok := c.Lookup(info.Dev, info.Ino); ok && e.Size == info.Size && e.Mtime == info.Mtime && e.Ctime == info.Ctime {
+		if e, ok := c.Vouch(info); ok {
 			dg.md5, dg.hasMD5, dg.sha256, dg.hasSHA = e.MD5, e.HasMD5, e.SHA256, e.HasSHA256
 			if needMD5 && !dg.hasMD5 && dg.hasSHA && me != nil && me.HasMD5 && me.HasSHA256 && dg.sha256 == me.SHA256 {
 				dg.md5, dg.hasMD5 = me.MD5, true

@@ -46,12 +46,17 @@ const (
 	CapableService                  // capability guard on, but a running service still holds CAP_LINUX_IMMUTABLE (Path is its unit)
 	Shadowed                        // a mount below the root hides sealed files (pkg/shadow)
 	Lifted                          // seen locked, found mutable, and no dpkg run debseal knows of unlocked it
+
+	// TamperedBeforeUpgrade: a dpkg run found a sealed file tampered
+	// just before it was to replace it (pkg/evidence keeps the record
+	// and a copy); reported until an admin clears it.
+	TamperedBeforeUpgrade
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link", "capable-service", "shadowed", "lifted"}
+	"no-manifest", "foreign-link", "capable-service", "shadowed", "lifted", "tampered-before-upgrade"}
 
 func (k Kind) String() string {
 	if k < NumKinds {
@@ -98,6 +103,9 @@ type Finding struct {
 	// up).
 	SeenLocked, FoundUnlocked time.Time
 	SeenBy                    string
+	// Evidence, for TamperedBeforeUpgrade, says when the file was found
+	// and where its record and copy are (paths within the root).
+	Evidence string
 }
 
 func (f Finding) String() string {
@@ -119,6 +127,9 @@ func (f Finding) String() string {
 	}
 	if f.Err != nil {
 		s += ": " + f.Err.Error()
+	}
+	if f.Evidence != "" {
+		s += "; " + f.Evidence
 	}
 	return s
 }

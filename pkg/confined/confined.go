@@ -59,6 +59,9 @@ var (
 	// ErrSymlink: a symlink stands where debseal's own file or directory
 	// must be. Match with errors.Is; the error is a *SymlinkError.
 	ErrSymlink = errors.New("confined: a symlink where debseal's own file or directory must be")
+	// ErrTooBig: WriteFrom was given more than its limit; nothing was
+	// written.
+	ErrTooBig = errors.New("confined: more than the limit")
 	// ErrNotRegular: something other than a regular file (a FIFO, a
 	// device, a directory) stands where debseal's own file must be.
 	ErrNotRegular = errors.New("confined: not a regular file")

@@ -404,29 +404,72 @@ func (r *Root) ReplaceFile(name string, data []byte, perm fs.FileMode) error {
 var tmpSeq atomic.Uint64
 
 func (r *Root) replace(name string, data []byte, perm fs.FileMode, durable bool) error {
+	_, err := r.replaceWith(name, perm, durable, func(fd int, host string) (int64, error) {
+		return int64(len(data)), writeAll(fd, data, host)
+	})
+	return err
+}
+
+// WriteFrom replaces name with what src gives, atomically and durably as
+// WriteFileAtomic does, streaming (for files too big to hold in memory).
+// It reads at most limit bytes: when src has more, nothing is written and
+// the error matches ErrTooBig. It returns the number of bytes written.
+func (r *Root) WriteFrom(name string, src io.Reader, limit int64, perm fs.FileMode) (int64, error) {
+	return r.replaceWith(name, perm, true, func(fd int, host string) (int64, error) {
+		return copyTo(fd, host, src, limit)
+	})
+}
+
+// copyTo writes what src gives to fd, failing with ErrTooBig past limit.
+func copyTo(fd int, host string, src io.Reader, limit int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			if n+int64(k) > limit {
+				return n, &os.PathError{Op: "write", Path: host, Err: fmt.Errorf("%w (%d bytes)", ErrTooBig, limit)}
+			}
+			if werr := writeAll(fd, buf[:k], host); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("confined: reading what to write to %s: %w", host, err)
+		}
+	}
+}
+
+// replaceWith replaces name with what write puts in a temporary file
+// (see WriteFileAtomic and ReplaceFile).
+func (r *Root) replaceWith(name string, perm fs.FileMode, durable bool, write func(fd int, host string) (int64, error)) (int64, error) {
 	d, base, host, err := r.parent("write", name, true)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer d.Close()
 	var st unix.Stat_t
 	switch err := unix.Fstatat(d.Fd(), base, &st, unix.AT_SYMLINK_NOFOLLOW); err {
 	case nil:
 		if err := checkRegular(d, base, host, &st); err != nil {
-			return err
+			return 0, err
 		}
 	case unix.ENOENT:
 	default:
-		return &os.PathError{Op: "lstat", Path: host, Err: err}
+		return 0, &os.PathError{Op: "lstat", Path: host, Err: err}
 	}
 	tmp := fmt.Sprintf(".%s.tmp-%d-%d", base, os.Getpid(), tmpSeq.Add(1))
 	tmpHost := filepath.Join(filepath.Dir(host), tmp)
 	if err := fault("create", tmpHost); err != nil {
-		return err
+		return 0, err
 	}
 	fd, err := unix.Openat(d.Fd(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
-		return &os.PathError{Op: "create", Path: tmpHost, Err: err}
+		return 0, &os.PathError{Op: "create", Path: tmpHost, Err: err}
 	}
 	ok := false
 	defer func() {
@@ -438,38 +481,39 @@ func (r *Root) replace(name string, data []byte, perm fs.FileMode, durable bool)
 		}
 	}()
 	if err := fault("chmod", tmpHost); err != nil {
-		return err
+		return 0, err
 	}
 	if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil { // past the umask
-		return &os.PathError{Op: "chmod", Path: tmpHost, Err: err}
+		return 0, &os.PathError{Op: "chmod", Path: tmpHost, Err: err}
 	}
-	if err := writeAll(fd, data, tmpHost); err != nil {
-		return err
+	n, err := write(fd, tmpHost)
+	if err != nil {
+		return 0, err
 	}
 	if durable {
 		if err := fault("fsync", tmpHost); err != nil {
-			return err
+			return 0, err
 		}
 		if err := unix.Fsync(fd); err != nil {
-			return &os.PathError{Op: "fsync", Path: tmpHost, Err: err}
+			return 0, &os.PathError{Op: "fsync", Path: tmpHost, Err: err}
 		}
 	}
 	err = unix.Close(fd)
 	fd = -1
 	if err != nil {
-		return &os.PathError{Op: "close", Path: tmpHost, Err: err}
+		return 0, &os.PathError{Op: "close", Path: tmpHost, Err: err}
 	}
 	if err := fault("rename", host); err != nil {
-		return err
+		return 0, err
 	}
 	if err := unix.Renameat(d.Fd(), tmp, d.Fd(), base); err != nil {
-		return &os.PathError{Op: "rename", Path: host, Err: err}
+		return 0, &os.PathError{Op: "rename", Path: host, Err: err}
 	}
 	ok = true
 	if durable {
-		return r.syncDir(d)
+		return n, r.syncDir(d)
 	}
-	return nil
+	return n, nil
 }
 
 // WriteFiles replaces several files of one directory atomically and

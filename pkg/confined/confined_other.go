@@ -3,6 +3,7 @@
 package confined
 
 import (
+	"io"
 	"io/fs"
 	"os"
 	"time"
@@ -57,6 +58,11 @@ func (r *Root) ReadFile(name string) ([]byte, error) { return nil, fsattr.ErrNot
 // WriteFileAtomic always fails.
 func (r *Root) WriteFileAtomic(name string, data []byte, perm fs.FileMode) error {
 	return fsattr.ErrNotSupported
+}
+
+// WriteFrom always fails.
+func (r *Root) WriteFrom(name string, src io.Reader, limit int64, perm fs.FileMode) (int64, error) {
+	return 0, fsattr.ErrNotSupported
 }
 
 // ReplaceFile always fails.

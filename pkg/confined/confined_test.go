@@ -42,6 +42,10 @@ var ops = []struct {
 	}},
 	{"WriteFileAtomic", func(r *Root, dir string) error { return r.WriteFileAtomic(dir+"/f", []byte("new\n"), 0o644) }},
 	{"ReplaceFile", func(r *Root, dir string) error { return r.ReplaceFile(dir+"/f", []byte("new\n"), 0o644) }},
+	{"WriteFrom", func(r *Root, dir string) error {
+		_, err := r.WriteFrom(dir+"/f", strings.NewReader("new\n"), 100, 0o600)
+		return err
+	}},
 	{"WriteFiles", func(r *Root, dir string) error {
 		return errors.Join(r.WriteFiles(dir, []FileData{{"f", []byte("new\n")}, {"g", []byte("new\n")}}, 0o644)...)
 	}},
@@ -372,5 +376,89 @@ func TestRemoveFiles(t *testing.T) {
 	}
 	if strings.Join(left, " ") != "keep sub" {
 		t.Errorf("left %v, want keep and sub", left)
+	}
+}
+
+// WriteFrom streams a reader into a file, atomically: more than its limit
+// leaves no file and no temporary one behind; a fault at any step leaves
+// the old file or the new one.
+func TestWriteFrom(t *testing.T) {
+	big := strings.Repeat("x", 200<<10) // several reads
+	tests := []struct {
+		name    string
+		in      string
+		limit   int64
+		wantErr error
+	}{
+		{"empty", "", 10, nil},
+		{"exactly the limit", "0123456789", 10, nil},
+		{"several reads", big, int64(len(big)), nil},
+		{"one byte over", "0123456789a", 10, ErrTooBig},
+		{"far over", big, 1000, ErrTooBig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			r, err := Open(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			name := Own + "/evidence/x.copy"
+			n, err := r.WriteFrom(name, strings.NewReader(tt.in), tt.limit, 0o600)
+			if !errors.Is(err, tt.wantErr) || tt.wantErr == nil && err != nil {
+				t.Fatalf("WriteFrom() = %d, %v; want %v", n, err, tt.wantErr)
+			}
+			ents, _ := os.ReadDir(filepath.Join(root, Own, "evidence"))
+			if tt.wantErr != nil {
+				if len(ents) != 0 {
+					t.Errorf("WriteFrom over the limit left %v", ents)
+				}
+				return
+			}
+			b, err := os.ReadFile(filepath.Join(root, name))
+			if err != nil || string(b) != tt.in || n != int64(len(tt.in)) {
+				t.Errorf("WriteFrom() = %d; file has %d bytes (%v), want %d", n, len(b), err, len(tt.in))
+			}
+			if fi, _ := os.Stat(filepath.Join(root, name)); fi.Mode().Perm() != 0o600 || len(ents) != 1 {
+				t.Errorf("mode %v, directory %v", fi.Mode(), ents)
+			}
+		})
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EIO} {
+		for n := 1; ; n++ {
+			root := t.TempDir()
+			name := Own + "/evidence/x.copy"
+			r, _ := Open(root)
+			if _, err := r.WriteFrom(name, strings.NewReader("old\n"), 10, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			seen := 0
+			Fault = func(op, path string) error {
+				if seen++; seen == n {
+					return errno
+				}
+				return nil
+			}
+			_, err := r.WriteFrom(name, strings.NewReader("new\n"), 10, 0o600)
+			Fault = nil
+			b, rerr := r.ReadFile(name)
+			r.Close()
+			if seen < n {
+				if err != nil || string(b) != "new\n" {
+					t.Errorf("no fault: %v, %q", err, b)
+				}
+				break
+			}
+			if !errors.Is(err, errno) {
+				t.Errorf("%v at op %d: err = %v", errno, n, err)
+			}
+			if rerr != nil || (string(b) != "old\n" && string(b) != "new\n") {
+				t.Errorf("%v at op %d: file = %q, %v; want old or new", errno, n, b, rerr)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, Own, "evidence")); len(ents) != 1 {
+				t.Errorf("%v at op %d: left %v", errno, n, ents)
+			}
+		}
 	}
 }

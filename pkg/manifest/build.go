@@ -44,6 +44,12 @@ type Builder struct {
 	// (by the relock's md5sums check) when it was read with this inode,
 	// size and mtime; such a file is not read again. nil: none known.
 	Known func(id fsattr.Ident, size, mtime int64) (md5 [16]byte, sha256 [32]byte, ok bool)
+	// Verified, when set, is called by FromInstalled for each regular
+	// file (not a conffile) whose MD5 it found equal to the reference,
+	// with what lstat said of it before the read: lock records the
+	// stamps of what it so verified (pkg/seal). It must be safe for
+	// concurrent use.
+	Verified func(p *dpkgdb.Package, info fsattr.Info)
 
 	ixOnce sync.Once
 	ix     *aptindex.Index
@@ -317,6 +323,9 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 			}
 			if hasRef {
 				e.HasSHA256, e.SHA256, e.HasMD5, e.MD5 = true, sha, true, md
+				if b.Verified != nil && !isConf {
+					b.Verified(p, info)
+				}
 			}
 		case 0o040000:
 			e.Type = TypeDir

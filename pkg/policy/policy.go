@@ -72,11 +72,26 @@ type Config struct {
 	// expected although it hides sealed files (mount-allow); the
 	// audit's shadow check (pkg/shadow) reports every other one.
 	MountAllow []string
+	// RefuseTampered makes a dpkg run stop before anything is unlocked
+	// when a sealed file it would unlock differs from what debseal
+	// recorded (refuse-tampered-upgrade).
+	RefuseTampered bool
+	// EvidenceMaxFile and EvidenceMaxTotal bound the copies of tampered
+	// files kept as evidence: one file, and all of them together, in
+	// bytes (evidence-max-file, evidence-max-total). 0 keeps no copy.
+	EvidenceMaxFile  int64
+	EvidenceMaxTotal int64
 }
+
+// Default bounds of the evidence copies.
+const (
+	DefaultEvidenceMaxFile  = 64 << 20
+	DefaultEvidenceMaxTotal = 256 << 20
+)
 
 // Default returns the built-in policy.
 func Default() *Config {
-	c := &Config{UnlockScope: ScopePlan}
+	c := &Config{UnlockScope: ScopePlan, EvidenceMaxFile: DefaultEvidenceMaxFile, EvidenceMaxTotal: DefaultEvidenceMaxTotal}
 	for _, p := range DefaultExcluded {
 		c.Rules = append(c.Rules, Rule{Pattern: p})
 	}
@@ -152,6 +167,18 @@ var settings = []setting{
 			fmt.Fprintf(w, "unlock-scope = %s\n", c.UnlockScope)
 		},
 	},
+	{
+		name: "refuse-tampered-upgrade", takes: "yes or no",
+		set: func(c *Config, val string, _ int) (err error) {
+			c.RefuseTampered, err = parseBool(val)
+			return err
+		},
+		format: func(c *Config, w *strings.Builder) {
+			fmt.Fprintf(w, "refuse-tampered-upgrade = %s\n", map[bool]string{false: "no", true: "yes"}[c.RefuseTampered])
+		},
+	},
+	sizeSetting("evidence-max-file", func(c *Config) *int64 { return &c.EvidenceMaxFile }),
+	sizeSetting("evidence-max-total", func(c *Config) *int64 { return &c.EvidenceMaxTotal }),
 	pathSetting("exclude-path", false),
 	pathSetting("include-path", true),
 	{
@@ -231,6 +258,61 @@ func pathSetting(name string, include bool) setting {
 		}
 	}
 	return s
+}
+
+// sizeSetting is a single-valued size in bytes (evidence-max-file,
+// evidence-max-total).
+func sizeSetting(name string, field func(*Config) *int64) setting {
+	return setting{
+		name: name, takes: "a size: a number of bytes, or with K, M or G (1024-based)",
+		set: func(c *Config, val string, _ int) (err error) {
+			*field(c), err = ParseSize(val)
+			return err
+		},
+		format: func(c *Config, w *strings.Builder) {
+			fmt.Fprintf(w, "%s = %s\n", name, FormatSize(*field(c)))
+		},
+	}
+}
+
+// sizeUnits are the suffixes a size takes, largest first.
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{{"G", 30}, {"M", 20}, {"K", 10}}
+
+// ParseSize reads a size: digits, optionally followed by K, M or G
+// (1024-based, either case), at most 1 TiB.
+func ParseSize(v string) (int64, error) {
+	digits, shift := v, uint(0)
+	for _, u := range sizeUnits {
+		if d, ok := strings.CutSuffix(strings.ToUpper(v), u.suffix); ok {
+			digits, shift = d, u.shift
+			break
+		}
+	}
+	if digits == "" || strings.Trim(digits, "0123456789") != "" || len(digits) > 13 {
+		return 0, fmt.Errorf("%q is not a size (a number of bytes, or with K, M or G: 64M)", v)
+	}
+	var n int64
+	for _, c := range digits {
+		n = n*10 + int64(c-'0')
+	}
+	if n > (1<<40)>>shift {
+		return 0, fmt.Errorf("%q is more than 1024G", v)
+	}
+	return n << shift, nil
+}
+
+// FormatSize writes a size as ParseSize reads it, in the largest unit
+// that divides it.
+func FormatSize(n int64) string {
+	for _, u := range sizeUnits {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return fmt.Sprintf("%d%s", n>>u.shift, u.suffix)
+		}
+	}
+	return fmt.Sprint(n)
 }
 
 // keyNames lists the settings debseal.conf may contain, in

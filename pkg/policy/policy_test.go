@@ -91,6 +91,34 @@ func TestSettings(t *testing.T) {
 				"everything": `"everything" is not one of`, "yes": `"yes" is not one of`},
 		},
 		{
+			key: "refuse-tampered-upgrade",
+			good: map[string]check{
+				"yes": func(c *Config) bool { return c.RefuseTampered }, "no": func(c *Config) bool { return !c.RefuseTampered },
+				"on": func(c *Config) bool { return c.RefuseTampered },
+			},
+			bad: map[string]string{"refuse": `"refuse" is not one of: yes, no`, "": "no value (it takes yes or no)"},
+		},
+		{
+			key: "evidence-max-file",
+			good: map[string]check{
+				"64M":   func(c *Config) bool { return c.EvidenceMaxFile == 64<<20 },
+				"1g":    func(c *Config) bool { return c.EvidenceMaxFile == 1<<30 },
+				"512k":  func(c *Config) bool { return c.EvidenceMaxFile == 512<<10 },
+				"12345": func(c *Config) bool { return c.EvidenceMaxFile == 12345 },
+				"0":     func(c *Config) bool { return c.EvidenceMaxFile == 0 },
+			},
+			bad: map[string]string{"64MB": `"64MB" is not a size`, "-1": `"-1" is not a size`, "M": `"M" is not a size`,
+				"1.5G": `"1.5G" is not a size`, "2000G": "more than 1024G", "": "no value (it takes a size"},
+		},
+		{
+			key: "evidence-max-total",
+			good: map[string]check{
+				"256M":  func(c *Config) bool { return c.EvidenceMaxTotal == 256<<20 },
+				"1024G": func(c *Config) bool { return c.EvidenceMaxTotal == 1<<40 },
+			},
+			bad: map[string]string{"lots": `"lots" is not a size`, "99999999999999999999": "is not a size"},
+		},
+		{
 			key: "exclude-path",
 			good: map[string]check{
 				"/usr/local":           func(c *Config) bool { ok, _ := c.PathLocked("/usr/local/bin/x"); return !ok },
@@ -226,7 +254,8 @@ func TestParseErrors(t *testing.T) {
 		msg      string
 	}{
 		{"no equals", "lock-directories\n", 1, `want "key = value"`},
-		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, exclude-path, include-path, exclude-package, guard-allow, mount-allow`},
+		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, refuse-tampered-upgrade, evidence-max-file, evidence-max-total, exclude-path, include-path, exclude-package, guard-allow, mount-allow`},
+		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, refuse-tampered-upgrade, evidence-max-file, evidence-max-total, exclude-path, include-path, exclude-package`},
 		{"typo in a key", "unlock-scop = all\n", 1, "(did you mean unlock-scope?)"},
 		{"case of a key", "Exclude-Path = /x\n", 1, "(did you mean exclude-path?)"},
 		{"far from any key", "colour = blue\n", 1, `unknown setting "colour"; the settings are`},
@@ -304,11 +333,12 @@ func TestFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "lock-directories = no\nunlock-scope = all\nexclude-path = /a\ninclude-path = /a/b\nexclude-path = *.pyc\nexclude-package = x*\nmount-allow = /srv/*\nmount-allow = /usr/lib/x\n"
+	want := "lock-directories = no\nunlock-scope = all\nrefuse-tampered-upgrade = no\nevidence-max-file = 64M\nevidence-max-total = 256M\n" +
+		"exclude-path = /a\ninclude-path = /a/b\nexclude-path = *.pyc\nexclude-package = x*\nmount-allow = /srv/*\nmount-allow = /usr/lib/x\n"
 	if got := c.Format(); got != want {
 		t.Errorf("Format() = %q, want %q", got, want)
 	}
-	if got := Default().Format(); got != "lock-directories = no\nunlock-scope = plan\n" {
+	if got := Default().Format(); got != "lock-directories = no\nunlock-scope = plan\nrefuse-tampered-upgrade = no\nevidence-max-file = 64M\nevidence-max-total = 256M\n" {
 		t.Errorf("Default().Format() = %q", got)
 	}
 }
@@ -393,6 +423,9 @@ func TestLoadMissingIsDefault(t *testing.T) {
 	if ok, _ := c.PathLocked("/var/lib/x"); ok {
 		t.Error("default policy locks /var/lib/x")
 	}
+	if c.RefuseTampered || c.EvidenceMaxFile != 64<<20 || c.EvidenceMaxTotal != 256<<20 {
+		t.Errorf("default policy: refuse-tampered-upgrade %v, evidence-max-file %d, evidence-max-total %d", c.RefuseTampered, c.EvidenceMaxFile, c.EvidenceMaxTotal)
+	}
 	if c.LockDirectories || c.UnlockScope != ScopePlan {
 		t.Errorf("default policy: lock-directories %v, unlock-scope %q", c.LockDirectories, c.UnlockScope)
 	}
@@ -430,6 +463,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("unlock-scope = all # c\nexclude-path = /opt\ninclude-path = /opt/x\nexclude-path = *.pyc\n")
 	f.Add("exclude-path = /a#b\nexclude-package = lib[[:alpha:]]\\+\n")
 	f.Add("mount-allow = /srv/*\nmount-allow = /usr/lib/[a-z]x\n")
+	f.Add("refuse-tampered-upgrade = yes\nevidence-max-file = 1536K\nevidence-max-total = 0\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := Parse(strings.NewReader(in), "fuzz.conf")
 		if err != nil {

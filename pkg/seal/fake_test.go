@@ -26,6 +26,7 @@ type fakeFS struct {
 	gets        int               // files opened for Set/Flags
 	nextIno     uint64
 	onSet       func(path string) // called before each Set (tests cancel contexts from it)
+	clock       int64             // the last ctime given
 }
 
 type fakeNode struct {
@@ -40,7 +41,8 @@ func newFakeFS() *fakeFS {
 
 func (f *fakeFS) add(p string, mode uint32, dev uint64, content string) *fakeNode {
 	f.nextIno++
-	n := &fakeNode{info: fsattr.Info{Ident: fsattr.Ident{Dev: dev, Ino: f.nextIno}, Mode: mode, Nlink: 1, AttrsKnown: 0x30}, content: []byte(content)}
+	n := &fakeNode{info: fsattr.Info{Ident: fsattr.Ident{Dev: dev, Ino: f.nextIno}, Mode: mode, Nlink: 1, AttrsKnown: 0x30, Size: int64(len(content))},
+		content: []byte(content)}
 	f.nodes[p] = n
 	return n
 }
@@ -129,6 +131,8 @@ func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsa
 	if changed {
 		d.fs.sets++
 		n.flags = nv
+		d.fs.clock++
+		n.info.Ctime = d.fs.clock // as the kernel does on FS_IOC_SETFLAGS
 	}
 	return fsattr.Result{Changed: changed, Flags: nv, Info: n.info}, nil
 }
@@ -151,6 +155,16 @@ func (d *fakeDir) Open(name string, want fsattr.Ident) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return io.NopCloser(bytes.NewReader(n.content)), nil
+}
+
+func (d *fakeDir) Readlink(name string) (string, error) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	n, err := d.node(name)
+	if err != nil {
+		return "", err
+	}
+	return string(n.content), nil
 }
 
 func (d *fakeDir) Close() error { return nil }

@@ -35,6 +35,8 @@ type Dir interface {
 	Flags(name string, want fsattr.Ident) (uint32, error)
 	// Open opens a regular file for reading (anything else is an error).
 	Open(name string, want fsattr.Ident) (io.ReadCloser, error)
+	// Readlink returns a symlink's target as stored (never resolved).
+	Readlink(name string) (string, error)
 	Close() error
 }
 

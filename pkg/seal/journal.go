@@ -40,6 +40,9 @@ type Entry struct {
 	Size  int64    `json:"size"`
 	Mtime int64    `json:"mtime"`
 	Pkgs  []string `json:"pkgs,omitempty"` // the packages that listed it (relocked after the run wherever the file went)
+	// Good: the check before the unlock found it to be what debseal
+	// knows (its md5sums and manifest).
+	Good bool `json:"good,omitempty"`
 }
 
 // Journal is the durable record of one transaction: written before any

@@ -3,12 +3,14 @@ package seal
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/debseal/debseal/pkg/dpkgdb"
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/policy"
 )
 
@@ -35,7 +37,25 @@ type System struct {
 	// Forget, when set, is called by End with the packages (name and
 	// architecture) the transaction removed or purged: the CLI deletes
 	// their manifests there. Its error is reported, not fatal.
-	Forget  func(gone []PkgArch) error
+	Forget func(gone []PkgArch) error
+	// Manifest, when set, returns the SHA-256 debseal's manifest records
+	// for each regular file of p, by listed path (nil: none, or none for
+	// its installed version): the check before an unlock compares with
+	// it as with the md5sums.
+	Manifest func(p *dpkgdb.Package) (map[string][32]byte, error)
+	// Cached, when set, is asked by that check for digests read earlier
+	// (the audit's incremental cache) of the files no relock record
+	// vouches for, which would cost reading bytes: it returns a lookup,
+	// or nil when it has none or loading it would cost more than reading
+	// the files. The lookup gives the digests of a file only if it is
+	// immutable and has the stamps it had when it was read.
+	Cached func(bytes int64) func(info fsattr.Info) (Known, bool)
+	// Keep, when set, is called by Begin with each tampered file it found
+	// before unlocking anything, and open to read the very inode it
+	// checked (nil when it is not a regular file): the CLI keeps the
+	// evidence there (pkg/evidence). It says where, or why not; its error
+	// is reported, never fatal.
+	Keep    func(t Tampered, open func() (io.ReadCloser, error)) (string, error)
 	Workers int
 	// Ours reports whether a process belongs to this run (the dpkg a hook
 	// serves, the apt above it): a dpkg lock it holds does not make the
@@ -83,12 +103,30 @@ type BeginReport struct {
 	// Ignored counts locked paths that scripts or archives name but that
 	// no sealed package owns: debseal never touches them.
 	Ignored int
+	// What the check before the unlock found (checkBeforeUnlock): the
+	// sealed files it looked at, how many of them it read (the others'
+	// stamps vouched for them), the tampered ones, and what it could not
+	// check or keep. None of it stops dpkg unless refuse-tampered-upgrade
+	// is on and Tampered is not empty.
+	Checked, Read int
+	// CheckTime and CheckCPU are what the check took: wall time, and this
+	// process's CPU time (user+sys) meanwhile.
+	CheckTime, CheckCPU time.Duration
+	Tampered            []Tampered
+	CheckErrors         []error
 }
 
 // Begin prepares the system for a dpkg run: it works out which locked
 // files the run may change, records them durably in a journal owned by
 // owner, and unlocks them. When it cannot tell, it unlocks everything
 // sealed (and says why): a superset is slower but never breaks dpkg.
+//
+// Before unlocking, it checks the sealed files the run may replace
+// against what debseal knows of them (checkBeforeUnlock: the relock's
+// stamps, else the md5sums and manifests) and hands each tampered one to
+// Keep: dpkg is about to overwrite the evidence. With
+// refuse-tampered-upgrade it then fails with a *TamperedError before
+// anything is journaled or unlocked.
 //
 // Begin is all or nothing: when it fails (the journal cannot be written,
 // the context is cancelled half-way) it relocks what it had unlocked and
@@ -129,6 +167,16 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 		return nil, err
 	}
 	rep.Ignored = ignored
+	// Evidence before anything is unlocked: dpkg is about to replace
+	// these files.
+	checkStart, cpuStart := time.Now(), processCPU()
+	chk := s.checkBeforeUnlock(ctx, sc, plan, extra)
+	rep.Checked, rep.Read, rep.Tampered = chk.checked, chk.read, chk.tampered
+	rep.CheckErrors = append(chk.errs, s.keepEvidence(rep.Tampered)...)
+	rep.CheckTime, rep.CheckCPU = time.Since(checkStart), processCPU()-cpuStart
+	if len(rep.Tampered) > 0 && s.Policy.RefuseTampered {
+		return rep, &TamperedError{Files: rep.Tampered}
+	}
 	locked := lockedTargets(append(plan.Targets, extra...))
 	j := s.newJournal(owner, req, sc, pkgs, extra)
 	before, err := s.listedFiles(sc.primary)
@@ -136,7 +184,7 @@ func (s *System) Begin(ctx context.Context, req Request, owner Process) (*BeginR
 		return nil, err
 	}
 	j.Before = before
-	j.Unlocked = journalEntries(locked)
+	j.Unlocked = journalEntries(locked, chk.good)
 	// One owner, one journal. A long-lived front-end (packagekitd,
 	// unattended-upgrades) runs one apt transaction after another in the
 	// same process; when one ended without its Post-Invoke (apt skips it
@@ -304,10 +352,13 @@ func (s *System) newJournal(owner Process, req Request, sc *scope, pkgs []*dpkgd
 	return j
 }
 
-func journalEntries(locked []*Target) []Entry {
+// journalEntries records what is unlocked; good are the files the check
+// before the unlock found to be what debseal knows (End records them
+// again after the relock when dpkg left them unchanged).
+func journalEntries(locked []*Target, good map[fsattr.Ident]bool) []Entry {
 	out := make([]Entry, 0, len(locked))
 	for _, t := range locked {
-		e := Entry{Path: t.Path(), Dev: t.Info.Dev, Ino: t.Info.Ino, Size: t.Info.Size, Mtime: t.Info.Mtime}
+		e := Entry{Path: t.Path(), Dev: t.Info.Dev, Ino: t.Info.Ino, Size: t.Info.Size, Mtime: t.Info.Mtime, Good: good[t.Info.Ident]}
 		seenPkg := map[string]bool{}
 		for _, o := range t.Owners {
 			if o.Pkg != "" && !seenPkg[o.Pkg] {
@@ -451,6 +502,7 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		}
 	}
 	var toVerify, trusted []*Target
+	good := map[*Target]bool{} // verified, here or by the check before the unlock
 	for _, t := range plan.Targets {
 		if set, known := t.Info.Immutable(); known && set {
 			trusted = append(trusted, t) // already locked: nothing to do
@@ -458,6 +510,7 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		}
 		if e, ok := unchanged[[2]uint64{t.Info.Dev, t.Info.Ino}]; ok && e.Size == t.Info.Size && e.Mtime == t.Info.Mtime {
 			trusted = append(trusted, t)
+			good[t] = e.Good
 			continue
 		}
 		toVerify = append(toVerify, t)
@@ -470,6 +523,9 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	}
 	rep.Mismatches = vr.Mismatches
 	rep.Errors = append(rep.Errors, vr.Errors...)
+	for _, t := range vr.OK {
+		good[t] = true
+	}
 	if j != nil {
 		rep.Mismatches = append(rep.Mismatches, s.crossCheckDebs(j)...)
 	}
@@ -507,6 +563,9 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 		rep.Errors = append(rep.Errors, fmt.Errorf("recording what was seen locked: %w", err))
 	}
 
+	if err := s.recordStamps(ctx, lock, plan, sum, good); err != nil {
+		rep.Errors = append(rep.Errors, err)
+	}
 	if s.Record != nil && len(lock) > 0 {
 		var debs []DebRef
 		if j != nil {
@@ -516,10 +575,15 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 			rep.Errors = append(rep.Errors, fmt.Errorf("recording manifests: %w", err))
 		}
 	}
-	if s.Forget != nil && j != nil {
+	if j != nil {
 		if gone := s.gone(names, j.Arches); len(gone) > 0 {
-			if err := s.Forget(gone); err != nil {
-				rep.Errors = append(rep.Errors, fmt.Errorf("forgetting the manifests of removed packages: %w", err))
+			if s.Forget != nil {
+				if err := s.Forget(gone); err != nil {
+					rep.Errors = append(rep.Errors, fmt.Errorf("forgetting the manifests of removed packages: %w", err))
+				}
+			}
+			if err := removeStamps(s.Root, gone); err != nil {
+				rep.Errors = append(rep.Errors, err)
 			}
 		}
 	}
