@@ -227,9 +227,10 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 		changed = true
 	}
 	guardChanged := false
+	var guardAllow []string
 	if err == nil && o.Guard != nil {
 		var gerr error
-		if guardChanged, gerr = setupGuard(g, *o.Guard, &undo); gerr != nil {
+		if guardChanged, guardAllow, gerr = setupGuard(g, *o.Guard, &undo); gerr != nil {
 			err = undo.failed(fmt.Errorf("setup: capability guard: %w", gerr))
 		}
 	}
@@ -254,25 +255,25 @@ func runSetup(ctx context.Context, g globalOpts, o setupOpts, out io.Writer) err
 		fmt.Fprintf(out, "debseal: %s mode already installed\n", o.Mode)
 	}
 	if guardChanged {
-		pol, _ := policy.Load(g.Config) // setupGuard read it already
-		fmt.Fprintln(out, guardMessage(*o.Guard, pol.GuardAllow))
+		fmt.Fprintln(out, guardMessage(*o.Guard, guardAllow))
 		return reloadSystemd(ctx, g, out)
 	}
 	return nil
 }
 
 // setupGuard installs or removes the capability guard with the allow
-// list of debseal.conf.
-func setupGuard(g globalOpts, on bool, undo *undoStack) (bool, error) {
-	var allow []string
-	if on {
-		pol, err := policy.Load(g.Config)
-		if err != nil {
-			return false, err
-		}
-		allow = pol.GuardAllow
+// list of debseal.conf, which it returns for setup's message.
+func setupGuard(g globalOpts, on bool, undo *undoStack) (bool, []string, error) {
+	if !on {
+		changed, err := applyGuard(g, false, nil, undo)
+		return changed, nil, err
 	}
-	return applyGuard(g, on, allow, undo)
+	pol, err := policy.Load(g.Config)
+	if err != nil {
+		return false, nil, err
+	}
+	changed, err := applyGuard(g, true, pol.GuardAllow, undo)
+	return changed, pol.GuardAllow, err
 }
 
 // installMode installs one mode's pieces, pushing the undo of each step.
