@@ -213,6 +213,7 @@ type eventLog struct {
 	path   string
 	via    string
 	stderr io.Writer
+	verity policy.Verity // the policy's, once a session is open: how fs-verity notes are told
 }
 
 func newEventLog(root, via string, stderr io.Writer) *eventLog {
@@ -344,6 +345,13 @@ func (l *eventLog) end(rep *seal.EndReport, what string) {
 	if len(rep.Pending) > 0 {
 		l.Infof("%s: not configured yet, locked after configuration: %s", what, strings.Join(rep.Pending, " "))
 	}
+	info, warn := verityLines(l.verity, &rep.Verity, rep.VerityNew)
+	for _, s := range info {
+		l.Infof("%s: %s", what, s)
+	}
+	for _, s := range warn {
+		l.Warnf("%s: %s", what, s)
+	}
 	for _, m := range rep.Mismatches {
 		l.Warnf("%s: %s changed after dpkg wrote it; left unlocked (run debseal audit)", what, m)
 	}
@@ -384,6 +392,7 @@ func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog, r
 	if err != nil {
 		return nil, nil, err
 	}
+	log.verity = pol.Verity
 	s, closeFS, err := openSeal(g, pol)
 	if err != nil {
 		return nil, nil, err
