@@ -48,9 +48,9 @@ func openSeal(g globalOpts, pol *policy.Config) (*seal.System, func(), error) {
 	s.Record = func(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef, digests seal.Digests) error {
 		b := manifest.NewBuilder(g.Root, s.DB, fs.Root)
 		defer b.Close()
-		b.Known = func(id fsattr.Ident, size, mtime int64) ([16]byte, [32]byte, bool) {
+		b.Known = func(id fsattr.Ident, size, mtime int64) (manifest.Digests, bool) {
 			d, ok := digests.Lookup(id, size, mtime)
-			return d.MD5, d.SHA256, ok
+			return manifest.Digests{SHA256: d.SHA256, MD5: d.MD5, HasVerity: d.HasVerity, Verity: d.Verity}, ok
 		}
 		mdebs := make([]manifest.Deb, len(debs))
 		for i, d := range debs {
