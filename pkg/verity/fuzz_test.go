@@ -72,7 +72,8 @@ const maxExtra = 3 * hashesPerBlock * BlockSize
 // is the fuzz input followed by extra%maxExtra bytes drawn from a
 // generator seeded with it, written in chunks whose sizes come from cuts.
 func FuzzHasher(f *testing.F) {
-	for _, extra := range []uint32{0, 1, 4095, 4096, 4097, 128 * 4096, 128*4096 + 1, 129 * 4096, 256*4096 + 1} {
+	for _, extra := range []uint32{0, 1, 4095, 4096, 4097, 4096 + 4000, 128 * 4096, 128*4096 + 1, 129 * 4096,
+		130*4096 + 2000, 256*4096 + 1} {
 		f.Add([]byte{}, extra, []byte{})
 		f.Add([]byte("fs-verity"), extra, []byte{0, 1, 0x7f, 0x80, 0x81, 0xff})
 	}

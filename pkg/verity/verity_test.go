@@ -133,6 +133,9 @@ func TestVectors(t *testing.T) {
 		{"abc", content{kind: "text", text: "abc"}, "700b6bd8510f0b4f9bac8b9cf0459151a1c4a99f467892bb4bd289a67df8e19c"},
 		{"one zero block", content{kind: "zero", size: 4096}, "babc284ee4ffe7f449377fbf6692715b43aec7bc39c094a95878904d34bac97e"},
 		{"one zero block and a byte", content{kind: "zero", size: 4097}, "093756e4ea9683329106d4a16982682ed182c14bf076463a9e7f97305cbac743"},
+		// A long last data block and a short root block: padding
+		// must not reuse the data block's tail.
+		{"pattern, long last block", content{kind: "pattern", size: 100000}, "f582acdb8f0ae0d159b650c0b967c2770f2bc994a416f80db8780a70b256714b"},
 		{"pattern, two levels", content{kind: "pattern", size: 128*4096 + 1}, "4dc6905041c9c4ee73e13b53f63f5d289c46da359b664a965ead7f8cc4d799d4"},
 		{"zeros, three levels", content{kind: "zero", size: 128*128*4096 + 1}, "be5993679f703697692cc6ce69e480edc9721baff591795438ae8097275c0687"},
 	} {
