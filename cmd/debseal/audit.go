@@ -158,11 +158,15 @@ func runAudit(ctx context.Context, g globalOpts, o auditOpts, stdout io.Writer) 
 		fmt.Fprintf(o.Stderr, "debseal: warning: %v\n", e)
 	}
 	evs, everrs := evidence.List(g.Root)
+	vdevs, err := seal.LoadVerityDevices(g.Root)
+	if err != nil {
+		fmt.Fprintf(o.Stderr, "debseal: warning: %v (files that lost fs-verity are not reported)\n", err)
+	}
 	a := &audit.Auditor{DB: sys.db, Policy: sys.pol, Sealed: sys.state.Sealed, FS: sys.fs.Root,
 		Manifests: manifest.StoreFor(g.Root), Owners: manifest.LoadOwners(g.Root), Mounts: mountinfo.Self,
 		Opts: audit.Options{Conffiles: o.Conffiles, PathFilters: filters, Cache: cache, Full: o.Full,
 			Progress: newProgress(o.Stderr, true), Evidence: evs, EvidenceErrors: everrs},
-		Seen: seenLog, Transactions: txns}
+		Seen: seenLog, Transactions: txns, VerityDevices: vdevs}
 	sum, err := a.Run(ctx, pkgs, rend.finding)
 	if err != nil {
 		return err
@@ -276,8 +280,12 @@ func (r *textRenderer) done(s *audit.Summary) {
 	if len(parts) > 0 {
 		verdict += " (" + strings.Join(parts, ", ") + ")"
 	}
-	fmt.Fprintf(r.w, "audited %d paths of %d packages (%d with a manifest) in %.2fs: %d files read (%.1f MB), %d from the cache; %s\n",
-		s.Files, s.Packages, s.Manifests, s.Duration.Seconds(), s.Hashed, float64(s.BytesHashed)/1e6, s.Cached, verdict)
+	measured := ""
+	if s.VerityMeasured > 0 {
+		measured = fmt.Sprintf(", %d measured by fs-verity", s.VerityMeasured)
+	}
+	fmt.Fprintf(r.w, "audited %d paths of %d packages (%d with a manifest) in %.2fs: %d files read (%.1f MB), %d from the cache%s; %s\n",
+		s.Files, s.Packages, s.Manifests, s.Duration.Seconds(), s.Hashed, float64(s.BytesHashed)/1e6, s.Cached, measured, verdict)
 }
 
 // --- dpkg --verify ------------------------------------------------------------
@@ -370,6 +378,7 @@ type jsonSummary struct {
 	Files       int            `json:"files"`
 	Hashed      int            `json:"files_read"`
 	Cached      int            `json:"files_cached"`
+	Measured    int            `json:"verity_measured"`
 	BytesHashed int64          `json:"bytes_read"`
 	Manifests   int            `json:"packages_with_manifest"`
 	Findings    int            `json:"findings"`
@@ -401,7 +410,7 @@ func (r *jsonRenderer) finding(f audit.Finding) {
 
 func (r *jsonRenderer) done(s *audit.Summary) {
 	j := jsonSummary{Type: "summary", Packages: s.Packages, Files: s.Files, Hashed: s.Hashed, Cached: s.Cached,
-		BytesHashed: s.BytesHashed, Manifests: s.Manifests, Findings: s.Findings(), ByKind: map[string]int{}, Seconds: s.Duration.Seconds()}
+		Measured: s.VerityMeasured, BytesHashed: s.BytesHashed, Manifests: s.Manifests, Findings: s.Findings(), ByKind: map[string]int{}, Seconds: s.Duration.Seconds()}
 	for _, k := range audit.Kinds() {
 		j.ByKind[k.String()] = s.ByKind[k]
 	}
@@ -451,6 +460,8 @@ func (r *promRenderer) done(s *audit.Summary) {
 	fmt.Fprintf(w, "debseal_audit_files_read %d\n", s.Hashed)
 	metric("debseal_audit_files_cached", "Regular files whose digest the last audit took from its incremental cache.", "gauge")
 	fmt.Fprintf(w, "debseal_audit_files_cached %d\n", s.Cached)
+	metric("debseal_audit_files_verity_measured", "Regular files the last audit checked by their fs-verity digest, without reading them.", "gauge")
+	fmt.Fprintf(w, "debseal_audit_files_verity_measured %d\n", s.VerityMeasured)
 	metric("debseal_audit_bytes_read", "Bytes the last audit hashed.", "gauge")
 	fmt.Fprintf(w, "debseal_audit_bytes_read %d\n", s.BytesHashed)
 	metric("debseal_audit_files_shadowed", "Sealed files that mounts below the root hide (kind=\"shadowed\" counts the mounts).", "gauge")

@@ -198,7 +198,7 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 			problems = append(problems, err)
 		}
 	}
-	sum := seal.Apply(ctx, sys.fs, targets, !o.Unlock, 0, prog)
+	sum := lockWith(ctx, sys, targets, !o.Unlock, prog)
 	problems = append(problems, sum.Errors...)
 	res.files += len(sum.Errors)
 	// The audit's evidence (pkg/seen): a file lock left immutable that is
@@ -272,6 +272,11 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 	}
 	for _, m := range manifestMismatches {
 		fmt.Fprintf(out, "MISMATCH %s: differs from the package's md5sums; left out of its manifest\n", m)
+	}
+	if !o.Unlock {
+		if err := printVerity(out, o.Stderr, g.Root, sys.pol.Verity, &sum.Verity); err != nil {
+			problems = append(problems, err)
+		}
 	}
 	for fs, ts := range sum.Unsupported {
 		fmt.Fprintf(out, "unsupported: %d files on %s (no inode flags there), e.g. %s\n", len(ts), fs, ts[0].Path())

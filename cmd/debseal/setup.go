@@ -788,9 +788,10 @@ func relockPackage(ctx context.Context, g globalOpts, name string) error {
 	if err != nil {
 		return err
 	}
-	sum := seal.Apply(ctx, sys.fs, plan.Targets, true, 0, nil)
+	sum := lockWith(ctx, sys, plan.Targets, true, nil)
 	if len(sum.Errors) > 0 {
 		return sum.Errors[0]
 	}
-	return nil
+	_, err = seal.RecordVerity(g.Root, &sum.Verity)
+	return err
 }

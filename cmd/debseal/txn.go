@@ -48,9 +48,9 @@ func openSeal(g globalOpts, pol *policy.Config) (*seal.System, func(), error) {
 	s.Record = func(ctx context.Context, pkgs []*dpkgdb.Package, debs []seal.DebRef, digests seal.Digests) error {
 		b := manifest.NewBuilder(g.Root, s.DB, fs.Root)
 		defer b.Close()
-		b.Known = func(id fsattr.Ident, size, mtime int64) ([16]byte, [32]byte, bool) {
+		b.Known = func(id fsattr.Ident, size, mtime int64) (manifest.Digests, bool) {
 			d, ok := digests.Lookup(id, size, mtime)
-			return d.MD5, d.SHA256, ok
+			return manifest.Digests{SHA256: d.SHA256, MD5: d.MD5, HasVerity: d.HasVerity, Verity: d.Verity}, ok
 		}
 		mdebs := make([]manifest.Deb, len(debs))
 		for i, d := range debs {
@@ -213,6 +213,7 @@ type eventLog struct {
 	path   string
 	via    string
 	stderr io.Writer
+	verity policy.Verity // the policy's, once a session is open: how fs-verity notes are told
 }
 
 func newEventLog(root, via string, stderr io.Writer) *eventLog {
@@ -344,6 +345,13 @@ func (l *eventLog) end(rep *seal.EndReport, what string) {
 	if len(rep.Pending) > 0 {
 		l.Infof("%s: not configured yet, locked after configuration: %s", what, strings.Join(rep.Pending, " "))
 	}
+	info, warn := verityLines(l.verity, &rep.Verity, rep.VerityNew)
+	for _, s := range info {
+		l.Infof("%s: %s", what, s)
+	}
+	for _, s := range warn {
+		l.Warnf("%s: %s", what, s)
+	}
 	for _, m := range rep.Mismatches {
 		l.Warnf("%s: %s changed after dpkg wrote it; left unlocked (run debseal audit)", what, m)
 	}
@@ -384,6 +392,7 @@ func openSession(g globalOpts, owner seal.Process, inPath bool, log *eventLog, r
 	if err != nil {
 		return nil, nil, err
 	}
+	log.verity = pol.Verity
 	s, closeFS, err := openSeal(g, pol)
 	if err != nil {
 		return nil, nil, err

@@ -73,6 +73,10 @@ type Auditor struct {
 	// inode it finds immutable, and the last sighting of each one it
 	// reports lifted), for the caller to save.
 	Seen *seen.Log
+	// VerityDevices are the devices locks found to take fs-verity
+	// (pkg/seal.LoadVerityDevices; nil: none): a sealed regular file
+	// there without it is VerityLost.
+	VerityDevices map[uint64]bool
 	// Transactions are the journals of dpkg runs (pkg/seal): what they
 	// unlocked is not lifted, and while their process runs, not a
 	// finding at all.
@@ -81,12 +85,15 @@ type Auditor struct {
 
 // Summary counts what an audit did.
 type Summary struct {
-	Packages    int
-	Files       int // listed paths examined
-	Hashed      int // regular files read
-	Cached      int // regular files whose digest came from the cache
-	BytesHashed int64
-	Manifests   int // packages checked against a manifest
+	Packages int
+	Files    int // listed paths examined
+	Hashed   int // regular files read
+	Cached   int // regular files whose digest came from the cache
+	// VerityMeasured are regular files whose content was checked by
+	// asking the kernel for their fs-verity digest: no byte read.
+	VerityMeasured int
+	BytesHashed    int64
+	Manifests      int // packages checked against a manifest
 	// ShadowedFiles are the sealed files the Shadowed mounts hide, summed
 	// over the mounts.
 	ShadowedFiles int
@@ -116,6 +123,7 @@ type shared struct {
 	locks      *lockTable
 	hashedN    atomic.Int64
 	cachedN    atomic.Int64
+	verityN    atomic.Int64
 	bytesN     atomic.Int64
 	filesN     atomic.Int64
 	manifestsN atomic.Int64
@@ -319,6 +327,7 @@ func (a *Auditor) Run(ctx context.Context, pkgs []*dpkgdb.Package, emit func(Fin
 	sum.Files = int(sh.filesN.Load())
 	sum.Hashed = int(sh.hashedN.Load())
 	sum.Cached = int(sh.cachedN.Load())
+	sum.VerityMeasured = int(sh.verityN.Load())
 	sum.BytesHashed = sh.bytesN.Load()
 	sum.Manifests = int(sh.manifestsN.Load())
 	sum.Duration = time.Since(start)

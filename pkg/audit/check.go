@@ -161,6 +161,13 @@ func (w *worker) check(pj *pkgJob, f *fileJob, d *fsattr.Dir, pf *fsattr.PathFil
 	needSHA := me != nil && me.HasSHA256 && actual == manifest.TypeFile
 	wantMD5 := inMD5 && !isConf || confOK || hashKnown && isMD5Hex(dpkgHash)
 	digest, readErr := digests{}, error(nil)
+	if actual == manifest.TypeFile && me != nil {
+		var measured bool
+		measured, digest = w.measure(d, pf, name, info, me, add)
+		if measured && (!needSHA || digest.hasSHA) && (!wantMD5 || digest.hasMD5) {
+			needSHA, wantMD5 = false, false // the kernel vouched for every byte
+		}
+	}
 	if actual == manifest.TypeFile && (needSHA || wantMD5) {
 		digest, readErr = w.digest(d, pf, name, info, me, needSHA, wantMD5)
 		if readErr != nil {
@@ -242,6 +249,37 @@ func (w *worker) checkOwnership(f *fileJob, me *manifest.Entry, sameType bool, i
 	if haveGid && info.Gid != wantGid {
 		add(Group, fmt.Sprint(wantGid), fmt.Sprint(info.Gid), src, nil)
 	}
+}
+
+// measure checks a file with fs-verity against its manifest without
+// reading it: the kernel keeps the digest of the file's Merkle tree and
+// checks every page read against it, so a digest equal to the manifest's
+// proves the content is the manifest's, and with it the manifest's
+// SHA-256 and MD5 (recorded from the same bytes). It reports whether it
+// did, with those digests. A different digest is a Verity finding (the
+// content is then read and reported as well); a file without fs-verity,
+// a manifest without the digest, --full, or an error measuring leave the
+// file to be read as before.
+func (w *worker) measure(d *fsattr.Dir, pf *fsattr.PathFile, name string, info fsattr.Info, me *manifest.Entry, add func(Kind, string, string, string, error)) (bool, digests) {
+	if set, _ := info.Verity(); !set || !me.HasVerity || w.a.Opts.Full {
+		return false, digests{}
+	}
+	var got [32]byte
+	var err error
+	if pf != nil {
+		got, err = pf.MeasureVerity()
+	} else {
+		got, err = d.MeasureVerity(name, info.Ident)
+	}
+	if err != nil {
+		return false, digests{}
+	}
+	if got != me.Verity {
+		add(Verity, hexs(me.Verity[:]), hexs(got[:]), "manifest", nil)
+		return false, digests{}
+	}
+	w.sh.verityN.Add(1)
+	return true, digests{sha256: me.SHA256, hasSHA: me.HasSHA256, md5: me.MD5, hasMD5: me.HasMD5}
 }
 
 // digest returns the digests the checks need, from the cache when the file
@@ -434,6 +472,7 @@ func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, pf *fsattr.Pat
 	set(lockApp, app)
 	set(lockUnsupported, unsupported)
 	set(lockConffile, conffile)
+	set(lockNoVerity, w.lacksVerity(info))
 	multi := info.Nlink > 1 && info.IsRegular()
 	if fl&^lockConffile == 0 && !multi {
 		// Nothing expected, forbidden or flagged: this owner adds
@@ -451,6 +490,16 @@ func (w *worker) lockState(pj *pkgJob, f *fileJob, d *fsattr.Dir, pf *fsattr.Pat
 		de = w.dentry(f.real)
 	}
 	w.sh.locks.add(info.Ident, e, de)
+}
+
+// lacksVerity: a regular file the lock would have given fs-verity (the
+// policy wants it, and locks found its device takes it) that has none.
+func (w *worker) lacksVerity(info fsattr.Info) bool {
+	if !info.IsRegular() || !w.a.Policy.Verity.Enabled() || !w.a.VerityDevices[info.Dev] {
+		return false
+	}
+	set, known := info.Verity()
+	return known && !set
 }
 
 // dentry names one directory entry: the directory's inode and a name, so
@@ -496,6 +545,7 @@ const (
 	lockApp                               // append-only
 	lockUnsupported                       // no inode flags there: no verdict
 	lockConffile                          // the reported owner lists it as a conffile
+	lockNoVerity                          // a regular file without fs-verity on a device locks give it
 )
 
 // dentries are the distinct package dentries that reach one inode with
@@ -625,16 +675,28 @@ func (t *lockTable) findings(v *lockVerdict) []Finding {
 			f.Kind, f.Expected, f.Actual, f.Source = AppendOnly, "no append-only flag", "append-only", "debseal never sets it"
 			out = append(out, f)
 		}
+		noVerity := want && e.flags&lockNoVerity != 0
 		switch {
 		case want && !imm:
 			if f, ok := v.unlocked(id, e.pkg.ID(), base); ok {
 				out = append(out, f)
+				// Not a file dpkg is writing or an interrupted run
+				// left: one replaced outside dpkg.
+				noVerity = noVerity && !v.named(id)
+			} else {
+				noVerity = false
 			}
 		case want && imm:
 			v.locked(id)
 		case !want && imm:
 			f := base
 			f.Kind, f.Expected, f.Actual = UnexpectedImmutable, "mutable", "immutable"
+			out = append(out, f)
+		}
+		if noVerity {
+			f := base
+			f.Kind, f.Expected, f.Actual = VerityLost, "fs-verity", "no fs-verity"
+			f.Source = "lock (its filesystem takes fs-verity)"
 			out = append(out, f)
 		}
 	}

@@ -51,12 +51,20 @@ const (
 	// just before it was to replace it (pkg/evidence keeps the record
 	// and a copy); reported until an admin clears it.
 	TamperedBeforeUpgrade
+	// Verity: the fs-verity digest the kernel keeps for a file
+	// (FS_IOC_MEASURE_VERITY) differs from its manifest's.
+	Verity
+	// VerityLost: a sealed regular file without fs-verity on a
+	// filesystem where locks enable it: replaced outside dpkg (dpkg's
+	// files get it at the relock), or it could not take it (the lock
+	// warned).
+	VerityLost
 	NumKinds
 )
 
 var kindNames = [NumKinds]string{"missing", "excluded", "md5", "sha256", "conffile", "type", "mode", "owner", "group",
 	"link-target", "not-locked", "unexpected-immutable", "append-only", "unreadable", "md5sums-corrupt", "manifest-corrupt",
-	"no-manifest", "foreign-link", "capable-service", "shadowed", "lifted", "tampered-before-upgrade"}
+	"no-manifest", "foreign-link", "capable-service", "shadowed", "lifted", "tampered-before-upgrade", "verity", "verity-lost"}
 
 func (k Kind) String() string {
 	if k < NumKinds {

@@ -33,6 +33,16 @@ type lockVerdict struct {
 	now   time.Time     // when it found a file mutable (after every look)
 }
 
+// named reports whether a journal names the inode (debseal unlocked it).
+func (v *lockVerdict) named(id fsattr.Ident) bool {
+	for _, t := range v.txns {
+		if t.Inodes[id] {
+			return true
+		}
+	}
+	return false
+}
+
 // unlocked decides what a sealed inode found mutable is:
 //
 //   - unlocked by a live transaction (its journal names the inode):

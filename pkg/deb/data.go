@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/debseal/debseal/pkg/debfmt"
+	"github.com/debseal/debseal/pkg/verity"
 )
 
 // WalkData calls fn for every entry of the data member of the .deb in r, in
@@ -78,9 +79,10 @@ func walkData(dr *Reader, opt Options, fn func(*Entry) error) (*Member, error) {
 	tr := tar.NewReader(rc)
 	var sha, md hash.Hash
 	var w io.Writer
+	var vh *verity.Hasher
 	if opt.Hashes {
-		sha, md = sha256.New(), md5.New()
-		w = io.MultiWriter(sha, md)
+		sha, md, vh = sha256.New(), md5.New(), verity.New()
+		w = io.MultiWriter(sha, md, vh)
 	}
 	buf := make([]byte, 128<<10)
 	for {
@@ -98,6 +100,7 @@ func walkData(dr *Reader, opt Options, fn func(*Entry) error) (*Member, error) {
 		if opt.Hashes && e.Type == TypeFile {
 			sha.Reset()
 			md.Reset()
+			vh.Reset()
 			n, err := io.CopyBuffer(w, tr, buf)
 			if err != nil {
 				return nil, tarError(dr, m, hdr.Name, err)
@@ -107,6 +110,7 @@ func walkData(dr *Reader, opt Options, fn func(*Entry) error) (*Member, error) {
 			}
 			sha.Sum(e.SHA256[:0])
 			md.Sum(e.MD5[:0])
+			e.Verity = vh.Sum()
 			e.Hashed = true
 		}
 		if err := fn(e); err != nil {

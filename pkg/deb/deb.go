@@ -175,15 +175,17 @@ type Entry struct {
 	Linkname string // symlink target as stored; hard link target as a clean absolute path
 	Devmajor int64  // devices only
 	Devminor int64
-	Hashed   bool     // SHA256 and MD5 are set (Options.Hashes and a regular file)
+	Hashed   bool     // SHA256, MD5 and Verity are set (Options.Hashes and a regular file)
 	SHA256   [32]byte // of the content
 	MD5      [16]byte // of the content
+	Verity   [32]byte // the content's fs-verity digest (pkg/verity)
 }
 
 // Options tune WalkData and the limits of every reader. The zero value is
 // the defaults.
 type Options struct {
-	// Hashes computes SHA-256 and MD5 of every regular file while reading.
+	// Hashes computes SHA-256, MD5 and the fs-verity digest of every
+	// regular file while reading.
 	Hashes bool
 
 	// MaxExpansion bounds how much a member may expand when decompressed:

@@ -17,6 +17,7 @@ import (
 	"github.com/debseal/debseal/pkg/deb822"
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/testutil"
+	"github.com/debseal/debseal/pkg/verity"
 )
 
 // These tests hold pkg/deb to what dpkg-deb says about the same file: the
@@ -272,6 +273,10 @@ func compareData(t *testing.T, path string, entries []*Entry) {
 			}
 			if !e.Hashed || e.SHA256 != sha256.Sum256(b) || e.MD5 != md5.Sum(b) || e.Size != int64(len(b)) {
 				t.Errorf("%s: size %d sha256 %x md5 %x (hashed %v), want (extracted) %d %x %x", e.Path, e.Size, e.SHA256, e.MD5, e.Hashed, len(b), sha256.Sum256(b), md5.Sum(b))
+			}
+			// pkg/verity is checked against fsverity-utils itself.
+			if want, _, _ := verity.Sum(bytes.NewReader(b)); verity.Digest(e.Verity) != want {
+				t.Errorf("%s: fs-verity digest %x, want (extracted) %s", e.Path, e.Verity, want)
 			}
 		case TypeHardlink:
 			ti, err := os.Lstat(filepath.Join(root, e.Linkname))

@@ -33,6 +33,14 @@ var (
 	ErrChanged = errors.New("fsattr: file changed since it was planned")
 )
 
+// VerityBlockSize and the hash are what debseal enables verity with (the
+// digest pkg/verity computes for manifests uses the same parameters).
+const VerityBlockSize = 4096
+
+// ErrNoVerity: the file does not have fs-verity enabled (ENODATA from
+// FS_IOC_MEASURE_VERITY).
+var ErrNoVerity = errors.New("fsattr: fs-verity is not enabled on the file")
+
 // Ident identifies an inode.
 type Ident struct{ Dev, Ino uint64 }
 
@@ -59,8 +67,9 @@ const (
 	sIFDIR = 0o040000
 	sIFLNK = 0o120000
 
-	attrImmutable = 0x10 // STATX_ATTR_IMMUTABLE
-	attrAppend    = 0x20 // STATX_ATTR_APPEND
+	attrImmutable = 0x10     // STATX_ATTR_IMMUTABLE
+	attrAppend    = 0x20     // STATX_ATTR_APPEND
+	attrVerity    = 0x100000 // STATX_ATTR_VERITY
 )
 
 // IsRegular reports a regular file.
@@ -89,6 +98,18 @@ func (i *Info) SetImmutable(on bool) {
 	} else {
 		i.Attrs &^= attrImmutable
 	}
+}
+
+// Verity reports fs-verity as statx saw it; known is false when the
+// filesystem does not report the attribute.
+func (i Info) Verity() (set, known bool) {
+	return i.Attrs&attrVerity != 0, i.AttrsKnown&attrVerity != 0
+}
+
+// SetVerity records that fs-verity is now enabled (it is never disabled).
+func (i *Info) SetVerity() {
+	i.AttrsKnown |= attrVerity
+	i.Attrs |= attrVerity
 }
 
 // AppendOnly reports the append-only flag as statx saw it.

@@ -88,3 +88,14 @@ func (d *Dir) Fd() int { return -1 }
 
 // NewDir is unavailable on this system.
 func (r *Root) NewDir(fd int, dir string) *Dir { return &Dir{Path: dir} }
+
+// EnableVerity always fails with ErrNotSupported.
+func (d *Dir) EnableVerity(name string, want Ident) (bool, error) { return false, ErrNotSupported }
+
+// MeasureVerity always fails with ErrNotSupported.
+func (d *Dir) MeasureVerity(name string, want Ident) ([32]byte, error) {
+	return [32]byte{}, ErrNotSupported
+}
+
+// MeasureVerity always fails with ErrNotSupported.
+func (p *PathFile) MeasureVerity() ([32]byte, error) { return [32]byte{}, ErrNotSupported }

@@ -25,6 +25,7 @@ import (
 	"github.com/debseal/debseal/pkg/debfmt"
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
+	"github.com/debseal/debseal/pkg/verity"
 )
 
 // Builder builds and records manifests for the packages of one root.
@@ -43,7 +44,7 @@ type Builder struct {
 	// Known returns the digests of an installed file read moments ago
 	// (by the relock's md5sums check) when it was read with this inode,
 	// size and mtime; such a file is not read again. nil: none known.
-	Known func(id fsattr.Ident, size, mtime int64) (md5 [16]byte, sha256 [32]byte, ok bool)
+	Known func(id fsattr.Ident, size, mtime int64) (Digests, bool)
 	// Verified, when set, is called by FromInstalled for each regular
 	// file (not a conffile) whose MD5 it found equal to the reference,
 	// with what lstat said of it before the read: lock records the
@@ -176,6 +177,7 @@ func (b *Builder) FromDeb(ctx context.Context, c *DebCheck) (*Manifest, error) {
 		case deb.TypeFile:
 			e.Type, e.Size = TypeFile, de.Size
 			e.HasSHA256, e.SHA256, e.HasMD5, e.MD5 = de.Hashed, de.SHA256, de.Hashed, de.MD5
+			e.HasVerity, e.Verity = de.Hashed, de.Verity
 			files[de.Path] = len(m.Entries)
 		case deb.TypeHardlink:
 			i, ok := files[de.Linkname]
@@ -184,6 +186,7 @@ func (b *Builder) FromDeb(ctx context.Context, c *DebCheck) (*Manifest, error) {
 			}
 			t := m.Entries[i]
 			e.Type, e.Size, e.HasSHA256, e.SHA256, e.HasMD5, e.MD5 = TypeFile, t.Size, t.HasSHA256, t.SHA256, t.HasMD5, t.MD5
+			e.HasVerity, e.Verity = t.HasVerity, t.Verity
 		case deb.TypeDir:
 			e.Type = TypeDir
 		case deb.TypeSymlink:
@@ -300,18 +303,18 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 			if isConf {
 				want, hasRef = c, true
 			}
-			var sha [32]byte
-			var md [16]byte
+			var dg Digests
 			known := false
 			if b.Known != nil {
-				md, sha, known = b.Known(info.Ident, info.Size, info.Mtime)
+				dg, known = b.Known(info.Ident, info.Size, info.Mtime)
 			}
 			if !known {
-				if sha, md, err = hashFile(cur, name, info.Ident, buf); err != nil {
+				if dg, err = hashFile(cur, name, info.Ident, buf); err != nil {
 					problems = append(problems, err)
 					continue
 				}
 			}
+			md := dg.MD5
 			if hasRef && md != want {
 				if isConf {
 					// Admins edit conffiles: record it, without digests.
@@ -322,7 +325,8 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 				}
 			}
 			if hasRef {
-				e.HasSHA256, e.SHA256, e.HasMD5, e.MD5 = true, sha, true, md
+				e.HasSHA256, e.SHA256, e.HasMD5, e.MD5 = true, dg.SHA256, true, md
+				e.HasVerity, e.Verity = dg.HasVerity, dg.Verity
 				if b.Verified != nil && !isConf {
 					b.Verified(p, info)
 				}
@@ -350,26 +354,37 @@ func (b *Builder) FromInstalled(ctx context.Context, p *dpkgdb.Package, ref map[
 	return m, problems, nil
 }
 
-// hashFile computes SHA-256 and MD5 of a regular file in one read.
+// Digests are what one read of a file gives: SHA-256, MD5 and, when
+// HasVerity, the fs-verity digest.
+type Digests struct {
+	SHA256    [32]byte
+	MD5       [16]byte
+	HasVerity bool
+	Verity    [32]byte
+}
+
+// hashFile computes SHA-256, MD5 and the fs-verity digest of a regular
+// file in one read.
 // hashBufs are the read buffers of FromInstalled, one per package being
 // built at a time rather than one allocated per package (lock --all
 // builds a manifest for every package).
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (sha [32]byte, md [16]byte, err error) {
+func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (dg Digests, err error) {
 	f, err := d.Open(name, id)
 	if err != nil {
-		return sha, md, err
+		return dg, err
 	}
 	defer f.Close()
-	hs, hm := sha256.New(), md5.New()
+	hs, hm, hv := sha256.New(), md5.New(), verity.New()
 	// Only Read: *os.File's WriteTo would ignore buf and allocate 32 KB.
-	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm), struct{ io.Reader }{f}, buf); err != nil {
-		return sha, md, fmt.Errorf("manifest: read %s: %w", f.Name(), err)
+	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm, hv), struct{ io.Reader }{f}, buf); err != nil {
+		return dg, fmt.Errorf("manifest: read %s: %w", f.Name(), err)
 	}
-	copy(sha[:], hs.Sum(nil))
-	copy(md[:], hm.Sum(nil))
-	return sha, md, nil
+	hs.Sum(dg.SHA256[:0])
+	hm.Sum(dg.MD5[:0])
+	dg.Verity, dg.HasVerity = hv.Sum(), true
+	return dg, nil
 }
 
 // Build makes the best manifest available for p: from its .deb (debPath,

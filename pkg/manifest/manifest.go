@@ -27,8 +27,14 @@ import (
 	"github.com/debseal/debseal/pkg/debfmt"
 )
 
-// Magic is the first line of every manifest (format version 1).
-const Magic = "debseal-manifest 1"
+// Magic is the first line of every manifest debseal writes (format 2:
+// entries carry the file's fs-verity digest).
+const Magic = "debseal-manifest 2"
+
+// Magic1 is the first line of a format 1 manifest (no fs-verity digest),
+// which Read still takes: it is rewritten when its package is next
+// recorded.
+const Magic1 = "debseal-manifest 1"
 
 // Provenance says how far a manifest can be trusted.
 type Provenance string
@@ -115,6 +121,10 @@ type Entry struct {
 	SHA256    [32]byte
 	HasMD5    bool
 	MD5       [16]byte
+	// Verity is the fs-verity digest (SHA-256, 4096-byte blocks, no
+	// salt: pkg/verity) of the same bytes as SHA256.
+	HasVerity bool
+	Verity    [32]byte
 }
 
 // Manifest is one package's manifest.
@@ -127,6 +137,7 @@ type Manifest struct {
 	Index                  string // for apt-verified: the index entry's "Algo:hex" and pool file name
 	Created                time.Time
 	Entries                []Entry // sorted by Path
+	Format                 int     // 1 or 2, as read (Write writes 2)
 }
 
 // ID is the stem for a package and architecture.
@@ -218,7 +229,7 @@ func Marshal(m *Manifest) []byte {
 	return b.Bytes()
 }
 
-// writeEntry: "type mode uid gid size sha256 md5 path [target]", unknown
+// writeEntry: "type mode uid gid size sha256 md5 verity path [target]", unknown
 // values as "-", paths and targets escaped.
 func writeEntry(b *bytes.Buffer, e *Entry) {
 	b.WriteByte(byte(e.Type))
@@ -237,6 +248,12 @@ func writeEntry(b *bytes.Buffer, e *Entry) {
 	b.WriteByte(' ')
 	if e.HasMD5 {
 		b.WriteString(hex.EncodeToString(e.MD5[:]))
+	} else {
+		b.WriteByte('-')
+	}
+	b.WriteByte(' ')
+	if e.HasVerity {
+		b.WriteString(hex.EncodeToString(e.Verity[:]))
 	} else {
 		b.WriteByte('-')
 	}
@@ -360,9 +377,12 @@ func scanHeader(l *lines, name string) (*Manifest, int, error) {
 		}
 		n := l.n
 		switch {
-		case n == 1 && line != Magic:
-			return nil, n, corrupt(n, fmt.Sprintf("first line %q, want %q", trunc(line), Magic))
+		case n == 1 && line == Magic:
+			m.Format = 2
+		case n == 1 && line == Magic1:
+			m.Format = 1
 		case n == 1:
+			return nil, n, corrupt(n, fmt.Sprintf("first line %q, want %q", trunc(line), Magic))
 		case line == "":
 			if m.Package == "" || m.Version == "" {
 				return nil, n, corrupt(0, "no Package or Version field")
@@ -453,7 +473,7 @@ func parse(data []byte, name string) (*Manifest, error) {
 		if !ok {
 			break
 		}
-		e, err := parseEntry(line)
+		e, err := parseEntry(line, m.Format)
 		if err != nil {
 			return nil, corrupt(l.n, "%v", err)
 		}
@@ -524,7 +544,7 @@ func (m *Manifest) setHeader(line string) error {
 // splitEntry splits an entry line at its spaces into f and returns the
 // number of fields, or len(f)+1 when there are more (strings.Split
 // without its allocation: this runs once per path of every manifest).
-func splitEntry(line string, f *[9]string) int {
+func splitEntry(line string, f *[10]string) int {
 	n := 0
 	for {
 		i := strings.IndexByte(line, ' ')
@@ -540,20 +560,37 @@ func splitEntry(line string, f *[9]string) int {
 	}
 }
 
-func parseEntry(line string) (Entry, error) {
+// parseEntry parses an entry of a manifest of the given format (format 1
+// has no verity field).
+func parseEntry(line string, format int) (Entry, error) {
 	var e Entry
-	var fields [9]string
+	var fields [10]string
 	nf := splitEntry(line, &fields)
 	f := fields[:min(nf, len(fields))]
-	if nf < 8 {
-		return e, fmt.Errorf("entry %q: want \"type mode uid gid size sha256 md5 path [target]\"", trunc(line))
+	// Format 1 lines are format 2 lines without the verity field: parse
+	// them as such, with "-" in its place.
+	base := 8
+	if format == 1 {
+		base = 7
+	}
+	shape := "\"type mode uid gid size sha256 md5 verity path [target]\""
+	if format == 1 {
+		shape = "\"type mode uid gid size sha256 md5 path [target]\""
+	}
+	if nf < base+1 {
+		return e, fmt.Errorf("entry %q: want %s", trunc(line), shape)
 	}
 	if len(f[0]) != 1 || !Type(f[0][0]).valid() {
 		return e, fmt.Errorf("entry %q: unknown type %q", trunc(line), trunc(f[0]))
 	}
 	e.Type = Type(f[0][0])
-	if (e.Type == TypeSymlink) != (nf == 9) || nf > 9 {
+	if (e.Type == TypeSymlink) != (nf == base+2) || nf > base+2 {
 		return e, fmt.Errorf("entry %q: wrong number of fields for a %s", trunc(line), e.Type)
+	}
+	f = fields[:]
+	if format == 1 {
+		copy(f[8:], f[7:9])
+		f[7] = "-"
 	}
 	mode, err := strconv.ParseUint(f[1], 8, 32)
 	if err != nil || mode > 0o7777 {
@@ -572,39 +609,45 @@ func parseEntry(line string) (Entry, error) {
 			return e, fmt.Errorf("entry %q: bad size %q", trunc(line), trunc(f[4]))
 		}
 	}
-	if f[5] != "-" {
-		if len(f[5]) != 64 {
-			return e, fmt.Errorf("entry %q: bad sha256", trunc(line))
-		}
-		if _, err := hex.Decode(e.SHA256[:], []byte(f[5])); err != nil {
-			return e, fmt.Errorf("entry %q: bad sha256", trunc(line))
-		}
-		e.HasSHA256 = true
+	if e.HasSHA256, err = parseHex(f[5], e.SHA256[:]); err != nil {
+		return e, fmt.Errorf("entry %q: bad sha256", trunc(line))
 	}
-	if f[6] != "-" {
-		if len(f[6]) != 32 {
-			return e, fmt.Errorf("entry %q: bad md5", trunc(line))
-		}
-		if _, err := hex.Decode(e.MD5[:], []byte(f[6])); err != nil {
-			return e, fmt.Errorf("entry %q: bad md5", trunc(line))
-		}
-		e.HasMD5 = true
+	if e.HasMD5, err = parseHex(f[6], e.MD5[:]); err != nil {
+		return e, fmt.Errorf("entry %q: bad md5", trunc(line))
 	}
-	if (e.HasSHA256 || e.HasMD5) && e.Type != TypeFile {
+	if e.HasVerity, err = parseHex(f[7], e.Verity[:]); err != nil {
+		return e, fmt.Errorf("entry %q: bad verity digest", trunc(line))
+	}
+	if (e.HasSHA256 || e.HasMD5 || e.HasVerity) && e.Type != TypeFile {
 		return e, fmt.Errorf("entry %q: a digest on a %s", trunc(line), e.Type)
 	}
-	if e.Path, err = unescape(f[7]); err != nil {
+	if e.Path, err = unescape(f[8]); err != nil {
 		return e, err
 	}
 	if !strings.HasPrefix(e.Path, "/") {
 		return e, fmt.Errorf("entry %q: path is not absolute", trunc(line))
 	}
 	if e.Type == TypeSymlink {
-		if e.Link, err = unescape(f[8]); err != nil {
+		if e.Link, err = unescape(f[9]); err != nil {
 			return e, err
 		}
 	}
 	return e, nil
+}
+
+// parseHex decodes a digest field into dst: "-" is none, anything else
+// must be exactly its lowercase or uppercase hex.
+func parseHex(field string, dst []byte) (bool, error) {
+	if field == "-" {
+		return false, nil
+	}
+	if len(field) != 2*len(dst) {
+		return false, errors.New("wrong length")
+	}
+	if _, err := hex.Decode(dst, []byte(field)); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func trunc(s string) string {

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -17,9 +18,11 @@ import (
 func sample() *Manifest {
 	m := &Manifest{Package: "hello", Arch: "amd64", Version: "1:2.10-3", Provenance: AptVerified, Content: FromInstalled,
 		Deb: "/var/cache/apt/archives/hello_2.10-3_amd64.deb", DebSHA256: strings.Repeat("ab", 32),
-		Index: "SHA256:" + strings.Repeat("ab", 32) + " pool/main/h/hello.deb", Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+		Index: "SHA256:" + strings.Repeat("ab", 32) + " pool/main/h/hello.deb", Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+		Format: 2}
 	m.Entries = []Entry{
-		{Path: "/usr/bin/hello", Type: TypeFile, Mode: 0o4755, Size: 12, HasSHA256: true, SHA256: sha256.Sum256([]byte("x")), HasMD5: true},
+		{Path: "/usr/bin/hello", Type: TypeFile, Mode: 0o4755, Size: 12, HasSHA256: true, SHA256: sha256.Sum256([]byte("x")), HasMD5: true,
+			HasVerity: true, Verity: sha256.Sum256([]byte("v"))},
 		{Path: "/usr/share/doc/hello", Type: TypeDir, Mode: 0o755, Size: -1, Uid: 0, Gid: 4},
 		{Path: "/usr/share/hello/name with spaces%.txt", Type: TypeFile, Mode: 0o644, Size: 0},
 		{Path: "/usr/bin/hi", Type: TypeSymlink, Mode: 0o777, Size: -1, Link: "hello world"},
@@ -58,13 +61,50 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// A format 1 manifest (written before entries had a verity field) reads
+// as the same manifest without verity digests.
+func TestReadFormat1(t *testing.T) {
+	b, err := os.ReadFile("testdata/hello_amd64.v1.manifest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Unmarshal(b, "v1")
+	if err != nil {
+		t.Fatalf("format 1: %v", err)
+	}
+	want := sample()
+	want.Format = 1
+	for i := range want.Entries {
+		want.Entries[i].HasVerity, want.Entries[i].Verity = false, [32]byte{}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("format 1 = %+v\nwant %+v", got, want)
+	}
+	// A format 1 line with a verity field is one field too many, and a
+	// format 2 line without it one too few.
+	for _, c := range []struct{ magic, entry string }{
+		{Magic1, "f 0644 0 0 1 - - - /a"},
+		{Magic, "f 0644 0 0 1 - - /a"},
+		{Magic, "l 0777 0 0 - - - /a b"},
+		{Magic, "f 0644 0 0 1 - - 0123 /a"},
+		{Magic, "d 0755 0 0 - - - " + strings.Repeat("0", 64) + " /a"},
+	} {
+		in := resum(c.magic + "\nPackage: a\nVersion: 1\nProvenance: local\n\n" + c.entry + "\nchecksum sha256 " + strings.Repeat("0", 64) + "\n")
+		if _, err := Unmarshal([]byte(in), "x"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s with %q: error %v, want ErrCorrupt", c.magic, c.entry, err)
+		}
+	}
+}
+
+// resum replaces a manifest's checksum line with the right one.
+func resum(s string) string {
+	i := strings.LastIndex(strings.TrimSuffix(s, "\n"), "\n")
+	body := s[:i+1]
+	return body + "checksum sha256 " + hexSum(body) + "\n"
+}
+
 func TestReadErrors(t *testing.T) {
 	good := string(Marshal(sample()))
-	resum := func(s string) string {
-		i := strings.LastIndex(strings.TrimSuffix(s, "\n"), "\n")
-		body := s[:i+1]
-		return body + "checksum sha256 " + hexSum(body) + "\n"
-	}
 	tests := []struct {
 		name string
 		data string
@@ -80,6 +120,8 @@ func TestReadErrors(t *testing.T) {
 		{"unsorted", resum(strings.Replace(good, "/usr/bin/hello", "/zzz", 1)), ErrCorrupt},
 		{"bad provenance", resum(strings.Replace(good, "apt-verified", "trust-me", 1)), ErrCorrupt},
 		{"digest on a directory", resum(strings.Replace(good, "d 0755 0 4 - -", "d 0755 0 4 - "+strings.Repeat("0", 64), 1)), ErrCorrupt},
+		{"verity digest on a directory", resum(strings.Replace(good, "d 0755 0 4 - - - -", "d 0755 0 4 - - - "+strings.Repeat("0", 64), 1)), ErrCorrupt},
+		{"bad verity digest", resum(strings.Replace(good, hex.EncodeToString(sample().Entries[1].Verity[:]), "zz", 1)), ErrCorrupt},
 		{"truncated escape", resum(strings.Replace(good, "spaces%25", "spaces%2", 1)), ErrCorrupt},
 		{"no final newline", strings.TrimSuffix(good, "\n"), ErrCorrupt},
 	}
@@ -106,7 +148,8 @@ func hexSum(s string) string {
 
 func FuzzRead(f *testing.F) {
 	f.Add(Marshal(sample()))
-	f.Add([]byte(Magic + "\nPackage: a\nVersion: 1\nProvenance: local\n\nf 0644 0 0 1 - - /a\nchecksum sha256 " + strings.Repeat("0", 64) + "\n"))
+	f.Add([]byte(Magic + "\nPackage: a\nVersion: 1\nProvenance: local\n\nf 0644 0 0 1 - - - /a\nchecksum sha256 " + strings.Repeat("0", 64) + "\n"))
+	f.Add([]byte(resum(Magic1 + "\nPackage: a\nVersion: 1\nProvenance: local\n\nf 0644 0 0 1 - - /a\nl 0777 0 0 - - - /b a\nchecksum sha256 \n")))
 	f.Add([]byte("checksum sha256 \n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Unmarshal(data, "fuzz")
@@ -116,7 +159,9 @@ func FuzzRead(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// What parses must survive a round trip unchanged.
+		// What parses must survive a round trip unchanged (written in
+		// format 2, whatever format it was read in).
+		m.Format = 2
 		again, err := Unmarshal(Marshal(m), "again")
 		if err != nil || !reflect.DeepEqual(again, m) {
 			t.Fatalf("round trip: %v\n%+v\n%+v", err, m, again)

@@ -81,7 +81,28 @@ type Config struct {
 	// bytes (evidence-max-file, evidence-max-total). 0 keeps no copy.
 	EvidenceMaxFile  int64
 	EvidenceMaxTotal int64
+	// Verity says whether a lock enables fs-verity on the files it
+	// locks (verity): VerityAuto where the filesystem takes it.
+	Verity Verity
 }
+
+// Verity is the verity setting.
+type Verity string
+
+// Verity settings.
+const (
+	// VerityAuto enables fs-verity wherever the filesystem and kernel
+	// take it, and notes once per device where they do not.
+	VerityAuto Verity = "auto"
+	// VerityYes is auto, but a device without fs-verity is a warning.
+	VerityYes Verity = "yes"
+	// VerityNo never enables it (files that have it keep it: the
+	// kernel has no way back).
+	VerityNo Verity = "no"
+)
+
+// Enabled reports whether locks enable fs-verity.
+func (v Verity) Enabled() bool { return v != VerityNo }
 
 // Default bounds of the evidence copies.
 const (
@@ -91,7 +112,8 @@ const (
 
 // Default returns the built-in policy.
 func Default() *Config {
-	c := &Config{UnlockScope: ScopePlan, EvidenceMaxFile: DefaultEvidenceMaxFile, EvidenceMaxTotal: DefaultEvidenceMaxTotal}
+	c := &Config{UnlockScope: ScopePlan, EvidenceMaxFile: DefaultEvidenceMaxFile, EvidenceMaxTotal: DefaultEvidenceMaxTotal,
+		Verity: VerityAuto}
 	for _, p := range DefaultExcluded {
 		c.Rules = append(c.Rules, Rule{Pattern: p})
 	}
@@ -175,6 +197,20 @@ var settings = []setting{
 		},
 		format: func(c *Config, w *strings.Builder) {
 			fmt.Fprintf(w, "refuse-tampered-upgrade = %s\n", map[bool]string{false: "no", true: "yes"}[c.RefuseTampered])
+		},
+	},
+	{
+		name: "verity", takes: "auto, yes or no",
+		set: func(c *Config, val string, _ int) error {
+			switch v := Verity(strings.ToLower(val)); v {
+			case VerityAuto, VerityYes, VerityNo:
+				c.Verity = v
+				return nil
+			}
+			return fmt.Errorf("%q is not one of: auto, yes, no", val)
+		},
+		format: func(c *Config, w *strings.Builder) {
+			fmt.Fprintf(w, "verity = %s\n", c.Verity)
 		},
 	},
 	sizeSetting("evidence-max-file", func(c *Config) *int64 { return &c.EvidenceMaxFile }),

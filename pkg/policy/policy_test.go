@@ -99,6 +99,16 @@ func TestSettings(t *testing.T) {
 			bad: map[string]string{"refuse": `"refuse" is not one of: yes, no`, "": "no value (it takes yes or no)"},
 		},
 		{
+			key: "verity",
+			good: map[string]check{
+				"auto": func(c *Config) bool { return c.Verity == VerityAuto && c.Verity.Enabled() },
+				"yes":  func(c *Config) bool { return c.Verity == VerityYes && c.Verity.Enabled() },
+				"no":   func(c *Config) bool { return c.Verity == VerityNo && !c.Verity.Enabled() },
+				"No":   func(c *Config) bool { return c.Verity == VerityNo },
+			},
+			bad: map[string]string{"on": `"on" is not one of: auto, yes, no`, "": "no value (it takes auto, yes or no)"},
+		},
+		{
 			key: "evidence-max-file",
 			good: map[string]check{
 				"64M":   func(c *Config) bool { return c.EvidenceMaxFile == 64<<20 },
@@ -254,8 +264,8 @@ func TestParseErrors(t *testing.T) {
 		msg      string
 	}{
 		{"no equals", "lock-directories\n", 1, `want "key = value"`},
-		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, refuse-tampered-upgrade, evidence-max-file, evidence-max-total, exclude-path, include-path, exclude-package, guard-allow, mount-allow`},
-		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, refuse-tampered-upgrade, evidence-max-file, evidence-max-total, exclude-path, include-path, exclude-package`},
+		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, refuse-tampered-upgrade, verity, evidence-max-file, evidence-max-total, exclude-path, include-path, exclude-package, guard-allow, mount-allow`},
+		{"unknown key", "\n\nlock-dirs = yes\n", 3, `unknown setting "lock-dirs" (did you mean lock-directories?); the settings are lock-directories, unlock-scope, refuse-tampered-upgrade, verity, evidence-max-file, evidence-max-total, exclude-path, include-path, exclude-package`},
 		{"typo in a key", "unlock-scop = all\n", 1, "(did you mean unlock-scope?)"},
 		{"case of a key", "Exclude-Path = /x\n", 1, "(did you mean exclude-path?)"},
 		{"far from any key", "colour = blue\n", 1, `unknown setting "colour"; the settings are`},
@@ -333,12 +343,12 @@ func TestFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "lock-directories = no\nunlock-scope = all\nrefuse-tampered-upgrade = no\nevidence-max-file = 64M\nevidence-max-total = 256M\n" +
+	want := "lock-directories = no\nunlock-scope = all\nrefuse-tampered-upgrade = no\nverity = auto\nevidence-max-file = 64M\nevidence-max-total = 256M\n" +
 		"exclude-path = /a\ninclude-path = /a/b\nexclude-path = *.pyc\nexclude-package = x*\nmount-allow = /srv/*\nmount-allow = /usr/lib/x\n"
 	if got := c.Format(); got != want {
 		t.Errorf("Format() = %q, want %q", got, want)
 	}
-	if got := Default().Format(); got != "lock-directories = no\nunlock-scope = plan\nrefuse-tampered-upgrade = no\nevidence-max-file = 64M\nevidence-max-total = 256M\n" {
+	if got := Default().Format(); got != "lock-directories = no\nunlock-scope = plan\nrefuse-tampered-upgrade = no\nverity = auto\nevidence-max-file = 64M\nevidence-max-total = 256M\n" {
 		t.Errorf("Default().Format() = %q", got)
 	}
 }

@@ -21,6 +21,8 @@ type fakeFS struct {
 	nodes       map[string]*fakeNode
 	dirLinks    map[string]string // "/lib" -> "/usr/lib"
 	unsupported map[uint64]bool   // devices without flag support
+	noVerity    map[uint64]bool   // devices without fs-verity
+	verityOn    int               // files fs-verity was enabled on
 	fail        map[string]error  // Set on these paths fails
 	sets        int               // ioctls that changed a flag
 	gets        int               // files opened for Set/Flags
@@ -33,10 +35,11 @@ type fakeNode struct {
 	info    fsattr.Info
 	flags   uint32
 	content []byte
+	verity  bool
 }
 
 func newFakeFS() *fakeFS {
-	return &fakeFS{nodes: map[string]*fakeNode{}, dirLinks: map[string]string{}, unsupported: map[uint64]bool{}, fail: map[string]error{}, nextIno: 100}
+	return &fakeFS{nodes: map[string]*fakeNode{}, dirLinks: map[string]string{}, unsupported: map[uint64]bool{}, noVerity: map[uint64]bool{}, fail: map[string]error{}, nextIno: 100}
 }
 
 func (f *fakeFS) add(p string, mode uint32, dev uint64, content string) *fakeNode {
@@ -91,10 +94,42 @@ func (d *fakeDir) Lstat(name string) (fsattr.Info, error) {
 	}
 	info := n.info
 	info.Attrs = uint64(n.flags & 0x30)
+	info.AttrsKnown |= fakeAttrVerity
+	if n.verity {
+		info.Attrs |= fakeAttrVerity
+	}
 	if d.fs.unsupported[info.Dev] {
 		info.AttrsKnown = 0
 	}
 	return info, nil
+}
+
+const fakeAttrVerity = 0x100000 // STATX_ATTR_VERITY
+
+// EnableVerity is the kernel's FS_IOC_ENABLE_VERITY as far as the engine
+// can tell: EPERM on an immutable file, unsupported on a device without
+// it, nothing to do on a file that has it.
+func (d *fakeDir) EnableVerity(name string, want fsattr.Ident) (bool, error) {
+	d.fs.mu.Lock()
+	defer d.fs.mu.Unlock()
+	n, err := d.node(name)
+	if err != nil {
+		return false, err
+	}
+	p := path.Join(d.dir, name)
+	switch {
+	case !n.info.IsRegular():
+		return false, &fs.PathError{Op: "ioctl", Path: p, Err: fsattr.ErrNotRegular}
+	case d.fs.noVerity[n.info.Dev] || d.fs.unsupported[n.info.Dev]:
+		return false, &fsattr.UnsupportedError{Path: p, FS: "ext4", Err: syscall.EOPNOTSUPP}
+	case n.verity:
+		return false, nil
+	case n.flags&(fsattr.Immutable|0x20) != 0: // immutable or append-only
+		return false, &fs.PathError{Op: "ioctl", Path: p, Err: syscall.EPERM}
+	}
+	n.verity = true
+	d.fs.verityOn++
+	return true, nil
 }
 
 func (d *fakeDir) Set(name string, want fsattr.Ident, flag uint32, on bool) (fsattr.Result, error) {

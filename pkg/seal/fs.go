@@ -33,6 +33,9 @@ type Dir interface {
 	Lstat(name string) (fsattr.Info, error)
 	Set(name string, want fsattr.Ident, flag uint32, on bool) (fsattr.Result, error)
 	Flags(name string, want fsattr.Ident) (uint32, error)
+	// EnableVerity enables fs-verity on a regular file (false: it had
+	// it already); a filesystem without it gives *fsattr.UnsupportedError.
+	EnableVerity(name string, want fsattr.Ident) (bool, error)
 	// Open opens a regular file for reading (anything else is an error).
 	Open(name string, want fsattr.Ident) (io.ReadCloser, error)
 	// Readlink returns a symlink's target as stored (never resolved).

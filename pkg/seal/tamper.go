@@ -326,7 +326,7 @@ func (s *System) hashAndCompare(ctx context.Context, cands []checkCand, ex *expe
 				continue
 			}
 			v := &verdicts[i]
-			v.md, v.sha, v.err = hashFile(d, cands[i].t, true)
+			v.md, v.sha, _, v.err = hashFile(d, cands[i].t, true, false)
 		}
 	})
 	for i, c := range cands {

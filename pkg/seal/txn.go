@@ -380,8 +380,12 @@ type EndReport struct {
 	Mismatches  []Mismatch // files that differ from their md5sums after dpkg wrote them: not locked
 	Orphans     []Listed   // old files nobody owns any more but still on disk
 	Unsupported int
-	Errors      []error
-	Recovered   bool // End ran for a dead transaction
+	// Verity is what the relock did about fs-verity (policy verity);
+	// VerityNew the devices it found without it that no lock had noted.
+	Verity    VeritySummary
+	VerityNew []uint64
+	Errors    []error
+	Recovered bool // End ran for a dead transaction
 	// Deferred: nothing was relocked, because another dpkg or package
 	// manager runs (it would fail on files locked under it); the journal
 	// stays, and the next debseal run after it recovers it.
@@ -532,8 +536,14 @@ func (s *System) End(ctx context.Context, j *Journal) (*EndReport, error) {
 	targets := append(trusted, vr.OK...)
 	targets = append(targets, vr.Unverified...)
 	targets = hold.filter(targets, newPending)
-	sum := Apply(ctx, s.FS, targets, true, s.Workers, nil)
+	sum := ApplyWith(ctx, s.FS, targets, true, Options{Workers: s.Workers, Verity: s.verity()})
 	rep.Locked, rep.Already = sum.Changed, sum.Already
+	rep.Verity = sum.Verity
+	if newly, err := RecordVerity(s.Root, &sum.Verity); err != nil {
+		rep.Errors = append(rep.Errors, fmt.Errorf("recording which filesystems take fs-verity: %w", err))
+	} else {
+		rep.VerityNew = newly
+	}
 	rep.Unsupported = sum.UnsupportedCount()
 	rep.Errors = append(rep.Errors, sum.Errors...)
 	if err := ctx.Err(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/debseal/debseal/pkg/dpkgdb"
 	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/progress"
+	"github.com/debseal/debseal/pkg/verity"
 )
 
 // Mismatch is a target whose content differs from what its package's
@@ -43,6 +44,8 @@ type FileDigest struct {
 	Size, Mtime int64
 	MD5         [16]byte
 	SHA256      [32]byte
+	HasVerity   bool
+	Verity      [32]byte // the fs-verity digest, when HasVerity
 }
 
 // Digests are file digests by inode.
@@ -97,6 +100,7 @@ func (pl *Planner) verify(ctx context.Context, targets []*Target, prog progress.
 		mismatch    Mismatch
 		err         error
 		sha         [32]byte
+		verity      [32]byte
 	}
 	verdicts := make([]verdict, len(targets))
 	groups := map[string][]int{}
@@ -128,12 +132,12 @@ func (pl *Planner) verify(ctx context.Context, targets []*Target, prog progress.
 				v.err = derr
 				continue
 			}
-			got, sha, err := hashFile(d, t, withSHA)
+			got, sha, ver, err := hashFile(d, t, withSHA, withSHA)
 			if err != nil {
 				v.err = err
 				continue
 			}
-			v.sha = sha
+			v.sha, v.verity = sha, ver
 			v.ok = true
 			for _, o := range t.Owners {
 				if want, ok := sums[o.Pkg][o.Path]; ok && want != got {
@@ -169,7 +173,8 @@ func (pl *Planner) verify(ctx context.Context, targets []*Target, prog progress.
 						break
 					}
 				}
-				res.Digests[t.Info.Ident] = FileDigest{Size: t.Info.Size, Mtime: t.Info.Mtime, MD5: md, SHA256: v.sha}
+				res.Digests[t.Info.Ident] = FileDigest{Size: t.Info.Size, Mtime: t.Info.Mtime, MD5: md, SHA256: v.sha,
+					HasVerity: true, Verity: v.verity}
 			}
 		}
 	}
@@ -177,19 +182,24 @@ func (pl *Planner) verify(ctx context.Context, targets []*Target, prog progress.
 }
 
 // hashFile reads a target once for its MD5 and, with withSHA, its SHA-256,
+// with withVerity its fs-verity digest (pkg/verity),
 // through a pooled buffer: io.Copy from an *os.File allocated 32 KB per
 // file, and a relock hashes every file dpkg wrote (the allocations and
 // their zeroing were a tenth of a release upgrade's hook CPU).
-func hashFile(d Dir, t *Target, withSHA bool) (md [16]byte, sha [32]byte, err error) {
+func hashFile(d Dir, t *Target, withSHA, withVerity bool) (md [16]byte, sha [32]byte, ver [32]byte, err error) {
 	f, err := d.Open(t.Name, t.Info.Ident)
 	if err != nil {
-		return md, sha, err
+		return md, sha, ver, err
 	}
 	defer f.Close()
 	hm := md5.New()
 	var hs hash.Hash
 	if withSHA {
 		hs = sha256.New()
+	}
+	var hv *verity.Hasher
+	if withVerity {
+		hv = verity.New()
 	}
 	bp := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(bp)
@@ -201,19 +211,25 @@ func hashFile(d Dir, t *Target, withSHA bool) (md [16]byte, sha [32]byte, err er
 			if hs != nil {
 				hs.Write(buf[:n])
 			}
+			if hv != nil {
+				hv.Write(buf[:n])
+			}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return md, sha, fmt.Errorf("seal: read %s: %w", t.Path(), err)
+			return md, sha, ver, fmt.Errorf("seal: read %s: %w", t.Path(), err)
 		}
 	}
 	hm.Sum(md[:0])
 	if hs != nil {
 		hs.Sum(sha[:0])
 	}
-	return md, sha, nil
+	if hv != nil {
+		ver = hv.Sum()
+	}
+	return md, sha, ver, nil
 }
 
 // hashBufs are hashFile's read buffers: 64 KB, few read calls per file
