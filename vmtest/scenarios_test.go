@@ -13,6 +13,12 @@ import (
 // the other (every boot and apt run twice as slow, some three times).
 func TestVM(t *testing.T) {
 	e := newEnv(t)
+	// DEBSEAL_VM_BENCH: make bench's fs-verity measurements
+	// (scripts/bench/verity.sh), on a guest of their own.
+	if os.Getenv("DEBSEAL_VM_BENCH") != "" {
+		timed(t, "verity-bench", e.verityBench)
+		return
+	}
 	// DEBSEAL_VM_SEALED: a sealed disk a run of scenario 1 left (its
 	// overlay, kept), to work on the later scenarios alone.
 	sealed := os.Getenv("DEBSEAL_VM_SEALED")

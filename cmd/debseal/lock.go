@@ -73,7 +73,8 @@ func unlockCommand() *cli.Command {
 		Description: "Clears the immutable flag on the packages' files (conffiles included, should one have been\n" +
 			"locked) and records them as unlocked on\n" +
 			"purpose: debseal will not relock them until you lock them again. unlock --all turns\n" +
-			"sealing off for the whole system.\n\n" + exitHelp("unlock"),
+			"sealing off for the whole system. Files with fs-verity keep it (the kernel cannot take it\n" +
+			"back): they can be replaced, as dpkg does, not written into.\n\n" + exitHelp("unlock"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be unlocked; change nothing"},

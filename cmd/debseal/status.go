@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/debseal/debseal/pkg/mountinfo"
 	"github.com/debseal/debseal/pkg/seal"
 	"github.com/debseal/debseal/pkg/shadow"
+	"github.com/debseal/debseal/pkg/verity"
 	"github.com/urfave/cli/v2"
 )
 
@@ -56,6 +59,7 @@ type pkgStatus struct {
 	Locked      int            `json:"locked"`
 	Unlocked    int            `json:"unlocked"`
 	Unsupported int            `json:"unsupported"`
+	Verity      int            `json:"verity"` // regular files with fs-verity
 	Skipped     map[string]int `json:"skipped"`
 	Error       string         `json:"error,omitempty"`
 }
@@ -72,6 +76,7 @@ type statusReport struct {
 	// package path accounts for (maybe outside the root): never locked.
 	ForeignLinks []foreignLink `json:"foreign_links"`
 	Guard        guardJSON     `json:"guard"`
+	Verity       verityJSON    `json:"verity"`
 	// Shadowed are the mounts below the root that hide sealed files
 	// (pkg/shadow): what is there is not the package's, nor locked.
 	Shadowed []*mountJSON `json:"shadowed"`
@@ -81,6 +86,23 @@ type statusReport struct {
 type guardJSON struct {
 	On      bool     `json:"on"`
 	Allowed []string `json:"allowed"` // units that keep CAP_LINUX_IMMUTABLE (their allow drop-in is there)
+}
+
+// verityJSON is the fs-verity coverage of the planned files.
+type verityJSON struct {
+	Mode    string `json:"mode"`    // the verity setting: auto, yes, no
+	Files   int    `json:"files"`   // regular files among the planned ones
+	Enabled int    `json:"enabled"` // of those, with fs-verity
+	// TreeBytes is the Merkle tree fs-verity keeps for them (4096-byte
+	// blocks; the filesystem may round it up further).
+	TreeBytes int64              `json:"tree_bytes"`
+	DataBytes int64              `json:"data_bytes"` // their size
+	Devices   []verityDeviceJSON `json:"devices"`    // what locks found (ROOT/var/lib/debseal/verity)
+}
+
+type verityDeviceJSON struct {
+	Device string `json:"device"` // "major:minor"
+	Takes  bool   `json:"takes_verity"`
 }
 
 type foreignLink struct {
@@ -160,6 +182,18 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 				ps.Unlocked++
 			}
 		}
+		if t.Info.IsRegular() {
+			rep.Verity.Files++
+			rep.Verity.DataBytes += t.Info.Size
+			if on, _ := t.Info.Verity(); on {
+				rep.Verity.Enabled++
+				rep.Verity.TreeBytes += verity.TreeSize(t.Info.Size)
+				for ow := range seen {
+					byID[ow].Verity++
+				}
+				rep.Total.Verity++
+			}
+		}
 		rep.Total.Files++
 		switch {
 		case fl.Unsupported != "":
@@ -190,6 +224,15 @@ func runStatus(ctx context.Context, g globalOpts, o statusOpts, out io.Writer) e
 		rep.Shadowed = append(rep.Shadowed, newMountJSON(&shadows[i]))
 	}
 	rep.Sealed = sealedOf(sys.state)
+	rep.Verity.Mode = string(sys.pol.Verity)
+	rep.Verity.Devices = []verityDeviceJSON{}
+	if devs, err := seal.LoadVerityDevices(g.Root); err != nil {
+		problems = append(problems, err)
+	} else {
+		for _, d := range slices.Sorted(maps.Keys(devs)) {
+			rep.Verity.Devices = append(rep.Verity.Devices, verityDeviceJSON{Device: seal.DevName(d), Takes: devs[d]})
+		}
+	}
 	if rep.Mode, err = installedMode(g.Root); err != nil {
 		return err
 	}
@@ -290,9 +333,9 @@ func printStatus(w io.Writer, rep statusReport) {
 		width = max(width, len(p.Package))
 	}
 	line := func(p *pkgStatus, mark string) {
-		fmt.Fprintf(w, "%-*s %-6s %7d %7d %9d %11d %8d\n", width, p.Package, mark, p.Files, p.Locked, p.Unlocked, p.Unsupported, skippedSum(p.Skipped))
+		fmt.Fprintf(w, "%-*s %-6s %7d %7d %9d %11d %8d %7d\n", width, p.Package, mark, p.Files, p.Locked, p.Unlocked, p.Unsupported, skippedSum(p.Skipped), p.Verity)
 	}
-	fmt.Fprintf(w, "%-*s %-6s %7s %7s %9s %11s %8s\n", width, "PACKAGE", "SEALED", "FILES", "LOCKED", "UNLOCKED", "UNSUPPORTED", "SKIPPED")
+	fmt.Fprintf(w, "%-*s %-6s %7s %7s %9s %11s %8s %7s\n", width, "PACKAGE", "SEALED", "FILES", "LOCKED", "UNLOCKED", "UNSUPPORTED", "SKIPPED", "VERITY")
 	for _, p := range rep.Packages {
 		mark := "no"
 		if p.Sealed {
@@ -346,6 +389,7 @@ func printStatus(w io.Writer, rep statusReport) {
 	default:
 		fmt.Fprintln(w, "capability guard: off (debseal setup --guard)")
 	}
+	printVerityStatus(w, rep.Verity)
 	if len(rep.Pending) > 0 {
 		fmt.Fprintf(w, "still to be locked (not configured yet, or the last relock failed; every debseal run retries): %v\n", rep.Pending)
 	}
@@ -373,4 +417,30 @@ func printStatus(w io.Writer, rep statusReport) {
 			fmt.Fprintf(w, "error: %s: %s\n", p.Package, p.Error)
 		}
 	}
+}
+
+// printVerityStatus says how much of what is planned has fs-verity, what
+// its Merkle trees cost, and which filesystems take it.
+func printVerityStatus(w io.Writer, v verityJSON) {
+	pct := 0.0
+	if v.Files > 0 {
+		pct = 100 * float64(v.Enabled) / float64(v.Files)
+	}
+	fmt.Fprintf(w, "fs-verity: %s; %d of %d regular files (%.0f%%), Merkle trees %.1f MB for %.1f MB of data",
+		v.Mode, v.Enabled, v.Files, pct, float64(v.TreeBytes)/1e6, float64(v.DataBytes)/1e6)
+	var takes, not []string
+	for _, d := range v.Devices {
+		if d.Takes {
+			takes = append(takes, d.Device)
+		} else {
+			not = append(not, d.Device)
+		}
+	}
+	if len(takes) > 0 {
+		fmt.Fprintf(w, "; on device %s", strings.Join(takes, " "))
+	}
+	if len(not) > 0 {
+		fmt.Fprintf(w, "; not available on device %s", strings.Join(not, " "))
+	}
+	fmt.Fprintln(w)
 }

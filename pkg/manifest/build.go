@@ -376,7 +376,8 @@ func hashFile(d *fsattr.Dir, name string, id fsattr.Ident, buf []byte) (dg Diges
 		return dg, err
 	}
 	defer f.Close()
-	hs, hm, hv := sha256.New(), md5.New(), verity.New()
+	hs, hm, hv := sha256.New(), md5.New(), verity.Get()
+	defer verity.Put(hv)
 	// Only Read: *os.File's WriteTo would ignore buf and allocate 32 KB.
 	if _, err := io.CopyBuffer(io.MultiWriter(hs, hm, hv), struct{ io.Reader }{f}, buf); err != nil {
 		return dg, fmt.Errorf("manifest: read %s: %w", f.Name(), err)

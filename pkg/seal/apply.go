@@ -135,10 +135,13 @@ func ApplyWith(ctx context.Context, fsys FS, targets []*Target, on bool, o Optio
 				o.Err = &e
 				continue
 			}
-			if wantVerity && lacksVerity(t.Info) && s.verityWorth(t.Info.Dev) {
-				s.withVerity(d, t, o)
-			} else {
+			switch {
+			case !wantVerity || !lacksVerity(t.Info):
 				o.Result, o.Err = d.Set(t.Name, t.Info.Ident, fsattr.Immutable, on)
+			case s.verityWorth(t.Info.Dev):
+				s.withVerity(d, t, o)
+			default:
+				s.lockOnly(d, t, o)
 			}
 			o.Changed = o.Err == nil && o.Result.Changed
 			if o.Err == nil {
@@ -216,6 +219,13 @@ func (s *Summary) verityWorth(dev uint64) bool {
 func (s *Summary) withVerity(d Dir, t *Target, o *Outcome) {
 	enabled, err := d.EnableVerity(t.Name, t.Info.Ident)
 	was, _ := t.Info.Immutable()
+	if was && errors.Is(err, fsattr.ErrNotSupported) {
+		// The probe of a device without fs-verity, on a file locked
+		// already: nothing to do.
+		s.noteVerity(t, err)
+		s.lockOnly(d, t, o)
+		return
+	}
 	if was && errors.Is(err, syscall.EPERM) {
 		if _, err = d.Set(t.Name, t.Info.Ident, fsattr.Immutable, false); err == nil {
 			enabled, err = d.EnableVerity(t.Name, t.Info.Ident)
@@ -236,6 +246,17 @@ func (s *Summary) withVerity(d Dir, t *Target, o *Outcome) {
 		// immutable before is not counted as newly locked.
 		o.Result.Changed = !was
 	}
+}
+
+// lockOnly locks t without fs-verity (its device has none): a target that
+// statx shows locked already is not even opened, as in a lock without
+// fs-verity.
+func (s *Summary) lockOnly(d Dir, t *Target, o *Outcome) {
+	if set, known := t.Info.Immutable(); known && set {
+		o.Result = fsattr.Result{Info: t.Info}
+		return
+	}
+	o.Result, o.Err = d.Set(t.Name, t.Info.Ident, fsattr.Immutable, true)
 }
 
 // noteVerity records what enabling fs-verity on t did: a device without

@@ -117,6 +117,7 @@ func (d *fakeDir) EnableVerity(name string, want fsattr.Ident) (bool, error) {
 		return false, err
 	}
 	p := path.Join(d.dir, name)
+	d.fs.gets++
 	switch {
 	case !n.info.IsRegular():
 		return false, &fs.PathError{Op: "ioctl", Path: p, Err: fsattr.ErrNotRegular}

@@ -199,7 +199,8 @@ func hashFile(d Dir, t *Target, withSHA, withVerity bool) (md [16]byte, sha [32]
 	}
 	var hv *verity.Hasher
 	if withVerity {
-		hv = verity.New()
+		hv = verity.Get()
+		defer verity.Put(hv)
 	}
 	bp := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(bp)

@@ -43,10 +43,10 @@ func LoadVerityDevices(root string) (VerityDevices, error) {
 // parseVerityDevices reads "MAJOR:MINOR yes|no" lines.
 func parseVerityDevices(s, name string) (VerityDevices, error) {
 	out := VerityDevices{}
+	if s == "" {
+		return out, nil
+	}
 	for i, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
-		if line == "" && i == 0 {
-			break
-		}
 		dev, val, ok := strings.Cut(line, " ")
 		maj, min, ok2 := strings.Cut(dev, ":")
 		ma, err1 := strconv.ParseUint(maj, 10, 32)

@@ -255,3 +255,18 @@ func Sum(r io.Reader) (Digest, int64, error) {
 		}
 	}
 }
+
+// hashers keep Hashers for Get: a fresh one allocates a block per level,
+// which for small files costs more than hashing them.
+var hashers = sync.Pool{New: func() any { return New() }}
+
+// Get returns a reset Hasher from a pool; Put gives it back. Callers that
+// hash many files (one per package file) use these instead of New.
+func Get() *Hasher {
+	h := hashers.Get().(*Hasher)
+	h.Reset()
+	return h
+}
+
+// Put returns h to Get's pool; h must not be used afterwards.
+func Put(h *Hasher) { hashers.Put(h) }

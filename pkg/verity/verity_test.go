@@ -278,3 +278,16 @@ func TestWriteAllocs(t *testing.T) {
 }
 
 var _ io.Writer = (*Hasher)(nil)
+
+// A Hasher from Get is reset, also when the one Put back had data.
+func TestGetIsReset(t *testing.T) {
+	empty := New().Sum()
+	for i := 0; i < 3; i++ {
+		h := Get()
+		if h.Size() != 0 || h.Sum() != empty {
+			t.Fatalf("Get #%d: size %d, digest %s; want a reset Hasher", i, h.Size(), h.Sum())
+		}
+		h.Write(make([]byte, 5000))
+		Put(h)
+	}
+}
