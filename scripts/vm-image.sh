@@ -7,8 +7,11 @@
 # The directory, $DEBSEAL_VM_CACHE/<key> (/var/cache/debseal-vm), holds
 #   root.img      raw ext4 of debootstrap --variant=minbase $suite with
 #                 $PACKAGES (systemd as init, udev, the Debian kernel),
-#                 made with mkfs.ext4 -d; the tests boot copy-on-write
-#                 overlays of it and never write it
+#                 made with mkfs.ext4 -d -O verity -b 4096 (fs-verity:
+#                 the Debian kernel has CONFIG_FS_VERITY=y, and its 6.1
+#                 ext4 wants the block size equal to the page size); no
+#                 file has verity until something enables it; the tests
+#                 boot copy-on-write overlays of it and never write it
 #   vmlinuz       the kernel and initramfs from the image's own kernel
 #   initrd.img    package, booted with qemu -kernel/-initrd
 #   upgrade/      the .debs of the image's upgrade to $suite-security: the
@@ -32,8 +35,10 @@ cache=${DEBSEAL_VM_CACHE:-/var/cache/debseal-vm}
 suite=${DEBSEAL_VM_SUITE:-bookworm}
 arch=$(dpkg --print-architecture)
 # What a booted Debian needs beyond minbase, and the tools the checks use
-# (lsattr: e2fsprogs; dpkg --verify needs nothing more).
-PACKAGES="systemd,systemd-sysv,udev,e2fsprogs,kmod,initramfs-tools"
+# (lsattr: e2fsprogs; fsverity enable/measure/digest: fsverity, the
+# fs-verity checks that do not go through debseal; dpkg --verify needs
+# nothing more).
+PACKAGES="systemd,systemd-sysv,udev,e2fsprogs,kmod,initramfs-tools,fsverity"
 # The kernel comes second, after its initramfs is told to hold only what
 # this guest boots with (MODULES=list): building the default one takes
 # minutes, and booting it under emulation seconds more.
@@ -155,7 +160,7 @@ WantedBy=multi-user.target"
 	kb=$(du -sk "$root" | cut -f1)
 	# Room for the scenarios' upgrades and debseal's state.
 	truncate -s $(((kb * 13 / 10 + 1024 * 1024) / 1024))M "$tmp/root.img"
-	if ! mkfs.ext4 -q -L debseal-vm -d "$root" "$tmp/root.img" >"$tmp/log" 2>&1; then
+	if ! mkfs.ext4 -q -L debseal-vm -O verity -b 4096 -d "$root" "$tmp/root.img" >"$tmp/log" 2>&1; then
 		cat "$tmp/log" >&2
 		exit 1
 	fi

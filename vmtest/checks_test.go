@@ -16,6 +16,8 @@ import (
 //
 //	files N       files checked
 //	locked N      of them immutable
+//	verity N      of them with fs-verity (lsattr's V)
+//	N PATH        one without fs-verity (the first 50)
 //	M STATUS PKG PATH  a mutable one, STATUS its package's dpkg status (ii...)
 //	C PATH        a conffile that is immutable (never allowed)
 //	J PATH        a path a debseal journal names
@@ -53,6 +55,8 @@ tr '\n' '\0' <$w/paths | xargs -0 -r stat -c '%F|%n' 2>/dev/null |
 echo "files $(wc -l <$w/files)"
 tr '\n' '\0' <$w/files | xargs -0 -r lsattr -d >$w/attrs 2>&1
 echo "locked $(awk '$1 ~ /i/' $w/attrs | wc -l)"
+echo "verity $(awk '$1 ~ /V/' $w/attrs | wc -l)"
+awk '$1 !~ /V/ {print "N", substr($0, index($0," ")+1)}' $w/attrs | head -n 50
 awk '$1 !~ /i/ {print substr($0, index($0," ")+1)}' $w/attrs | sort >$w/mut
 # the status of each mutable file's package
 awk 'FILENAME==ARGV[1] {m[$0]=1; next} {p=$0; sub(/^[^ ]+ [^ ]+ /, "", p); if (p in m) print "M", $1, $2, p}' $w/mut $w/all
@@ -64,6 +68,8 @@ rm -rf $w
 // sealState is what sealScript found.
 type sealState struct {
 	files, locked int
+	verity        int                // files with fs-verity
+	noVerity      []string           // the first of those without it
 	mutable       map[string]mutable // path -> its package
 	lockedConf    []string
 	journal       map[string]bool
@@ -85,6 +91,10 @@ func (g *guest) seal() sealState {
 			s.files, _ = strconv.Atoi(f[1])
 		case "locked":
 			s.locked, _ = strconv.Atoi(f[1])
+		case "verity":
+			s.verity, _ = strconv.Atoi(f[1])
+		case "N":
+			s.noVerity = append(s.noVerity, f[1])
 		case "M":
 			if m := strings.SplitN(f[1], " ", 3); len(m) == 3 {
 				s.mutable[m[2]] = mutable{status: m[0], pkg: m[1]}
@@ -109,6 +119,14 @@ func (s sealState) allLocked(t *testing.T, when string) {
 	}
 	if len(s.lockedConf) > 0 {
 		t.Errorf("%s: conffiles locked: %v", when, s.lockedConf)
+	}
+}
+
+// allVerity fails unless every package file has fs-verity.
+func (s sealState) allVerity(t *testing.T, when string) {
+	t.Helper()
+	if s.verity != s.files {
+		t.Errorf("%s: %d of %d package files have fs-verity; without it: %v", when, s.verity, s.files, s.noVerity)
 	}
 }
 

@@ -30,6 +30,7 @@ func TestVM(t *testing.T) {
 	timed(t, "powercut-control", func(t *testing.T) { e.powerCutControl(t, sealed) })
 	timed(t, "audit-timer", func(t *testing.T) { e.auditTimer(t, sealed) })
 	timed(t, "guard", func(t *testing.T) { e.guard(t, sealed) })
+	timed(t, "verity", func(t *testing.T) { e.verity(t, sealed) })
 	timed(t, "purge", func(t *testing.T) { e.purge(t, sealed) })
 }
 
