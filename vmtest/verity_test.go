@@ -78,6 +78,12 @@ mv ` + target + `.new ` + target)
 		t.Errorf("audit of coreutils after the lock: exit %d, findings %v, verity_measured %d", st, findings, sum.Measured)
 	}
 
+	// An unlock says which files stay un-writable, and how to change them.
+	if out := g.run("debseal unlock coreutils"); !strings.Contains(out, "fs-verity: ") || !strings.Contains(out, " of these files keep it") || !strings.Contains(out, "mv it over") {
+		t.Errorf("debseal unlock coreutils does not say its files keep fs-verity:\n%s", out)
+	}
+	g.run("debseal lock coreutils")
+
 	// The upgrade set through apt: dpkg replaces the files, the relock
 	// enables fs-verity on the new inodes before the flag.
 	before := g.pkgFiles(e.upgrade)

@@ -74,7 +74,7 @@ func unlockCommand() *cli.Command {
 			"locked) and records them as unlocked on\n" +
 			"purpose: debseal will not relock them until you lock them again. unlock --all turns\n" +
 			"sealing off for the whole system. Files with fs-verity keep it (the kernel cannot take it\n" +
-			"back): they can be replaced, as dpkg does, not written into.\n\n" + exitHelp("unlock"),
+			"back): they can be replaced, as dpkg does, not written into; unlock says how many it let go of.\n\n" + exitHelp("unlock"),
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "every installed package"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be unlocked; change nothing"},
@@ -220,6 +220,9 @@ func runLock(ctx context.Context, g globalOpts, o lockOpts, out io.Writer) error
 		}
 	}
 	if o.Unlock {
+		if l := verityKeptLine(sum); l != "" {
+			fmt.Fprintln(out, l)
+		}
 		// Flags first, then the state: if saving fails, the state still
 		// claims the packages (it never claims less than what is locked;
 		// the hooks unlock them for dpkg and relock them after), and the

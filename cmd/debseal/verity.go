@@ -51,6 +51,31 @@ func verityLines(mode policy.Verity, v *seal.VeritySummary, newly []uint64) (inf
 	return info, warn
 }
 
+// verityKept counts the regular files an unlock let go of that have
+// fs-verity, which the kernel never takes back: unlocked, they can be
+// replaced (as dpkg does), not written into.
+func verityKept(sum *seal.Summary) int {
+	n := 0
+	for _, oc := range sum.Outcomes {
+		if oc.Err != nil || !oc.Target.Info.IsRegular() {
+			continue
+		}
+		if set, _ := oc.Target.Info.Verity(); set {
+			n++
+		}
+	}
+	return n
+}
+
+// verityKeptLine says so after an unlock, or nothing when no file has it.
+func verityKeptLine(sum *seal.Summary) string {
+	n := verityKept(sum)
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("fs-verity: %d of these files keep it (the kernel cannot take it back): replace such a file (write a copy, then mv it over the file); writing into it fails with \"Operation not permitted\"", n)
+}
+
 // verityHint is what an admin does about a filesystem without fs-verity.
 const verityHint = "on ext4: tune2fs -O verity DEVICE (irreversible; see the README), or verity = no in debseal.conf"
 

@@ -2,13 +2,16 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/debseal/debseal/pkg/fsattr"
 	"github.com/debseal/debseal/pkg/manifest"
+	"github.com/debseal/debseal/pkg/seal"
 	"github.com/debseal/debseal/pkg/testutil"
 )
 
@@ -76,4 +79,44 @@ func hexString(b []byte) string {
 		out[2*i], out[2*i+1] = hx[c>>4], hx[c&15]
 	}
 	return string(out)
+}
+
+// After an unlock, the files that keep fs-verity are counted and the
+// admin told how to change them: only the regular files the unlock let go
+// of, with fs-verity as statx saw it. (This machine's kernel has no
+// fs-verity: the VM suite's verity scenario checks the line on a real
+// unlock.)
+func TestVerityKeptLine(t *testing.T) {
+	file := func(verity bool) *seal.Target {
+		info := fsattr.Info{Mode: 0o100644}
+		if verity {
+			info.SetVerity()
+		}
+		return &seal.Target{Dir: "/usr/bin", Name: "x", Info: info}
+	}
+	dir := &seal.Target{Dir: "/usr", Name: "bin", Info: fsattr.Info{Mode: 0o040755}}
+	dir.Info.SetVerity() // never on a directory; counted only on files all the same
+	failed := seal.Outcome{Target: file(true), Err: errors.New("EPERM")}
+	cases := []struct {
+		name     string
+		outcomes []seal.Outcome
+		want     string // a substring; "" for no line
+	}{
+		{"nothing unlocked", nil, ""},
+		{"no file with fs-verity", []seal.Outcome{{Target: file(false)}, {Target: file(false)}}, ""},
+		{"two of three", []seal.Outcome{{Target: file(true)}, {Target: file(false)}, {Target: file(true)}}, "fs-verity: 2 of these files keep it"},
+		{"a failed unlock is not counted", []seal.Outcome{failed, {Target: file(true)}}, "fs-verity: 1 of these files"},
+		{"only regular files", []seal.Outcome{{Target: dir}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := verityKeptLine(&seal.Summary{Outcomes: c.outcomes})
+			switch {
+			case c.want == "" && got != "":
+				t.Errorf("line %q, want none", got)
+			case c.want != "" && (!strings.Contains(got, c.want) || !strings.Contains(got, "mv it over")):
+				t.Errorf("line %q, want it to contain %q and how to replace the file", got, c.want)
+			}
+		})
+	}
 }
