@@ -122,6 +122,22 @@ func (s sealState) allLocked(t *testing.T, when string) {
 	}
 }
 
+// attrs returns lsattr's flags of p.
+func (g *guest) attrs(p string) string {
+	g.t.Helper()
+	f := strings.Fields(g.run("lsattr -d " + shq(p)))
+	if len(f) == 0 {
+		g.t.Fatalf("lsattr -d %s: no output", p)
+	}
+	return f[0]
+}
+
+// immutable reports whether p has the flag, as lsattr shows it.
+func (g *guest) immutable(p string) bool {
+	g.t.Helper()
+	return strings.Contains(g.attrs(p), "i")
+}
+
 // allVerity fails unless every package file has fs-verity.
 func (s sealState) allVerity(t *testing.T, when string) {
 	t.Helper()

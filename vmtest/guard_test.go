@@ -130,13 +130,6 @@ func (g *guest) attackFails(when string) {
 	}
 }
 
-// immutable reports whether p has the flag, as lsattr shows it.
-func (g *guest) immutable(p string) bool {
-	g.t.Helper()
-	f := strings.Fields(g.run("lsattr -d " + shq(p)))
-	return len(f) > 0 && strings.Contains(f[0], "i")
-}
-
 // capHolds reports whether a "CapBnd:\tHEX" line has CAP_LINUX_IMMUTABLE (9).
 func capHolds(t *testing.T, line string) bool {
 	t.Helper()

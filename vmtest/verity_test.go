@@ -159,16 +159,6 @@ if [ "$(sha256sum "$f")" = "$sum" ]; then echo "$f unchanged"; else echo "$f cha
 `
 }
 
-// attrs returns lsattr's flags of p.
-func (g *guest) attrs(p string) string {
-	g.t.Helper()
-	f := strings.Fields(g.run("lsattr -d " + shq(p)))
-	if len(f) == 0 {
-		g.t.Fatalf("lsattr -d %s: no output", p)
-	}
-	return f[0]
-}
-
 // pkgFile is a sealed file of a package: its inode and lsattr's flags.
 type pkgFile struct{ ino, attrs string }
 
